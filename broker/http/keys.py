@@ -1,0 +1,17 @@
+"""Typed keys of what the HTTP application holds (aiohttp AppKey)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from broker.callers.chain import AuthenticatorChain
+from broker.contracts import IssuerPort
+from broker.identity import Caller
+
+AUTHENTICATOR = web.AppKey("authenticator", AuthenticatorChain)
+ISSUER = web.AppKey("issuer", IssuerPort)
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
+# the authenticated caller, once known (the access log names it)
+CALLER_KEY = web.RequestKey("caller", Caller)

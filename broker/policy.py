@@ -1,0 +1,353 @@
+"""Who may have which role, in which namespace, for how long. Pure: no I/O, no HTTP, no Kubernetes client.
+
+Status codes, chosen once and kept consistent:
+- 403 answers "who and where": an unknown role and a role the caller holds no grant for are the SAME 403 (same
+  title and detail, so roles cannot be enumerated); a namespace outside the role, outside every grant, or not
+  matching the role's namespace_selector is a 403 too.
+- 422 answers "what shape", and only once the caller is known to hold the role: namespace missing (role has more
+  than one) or not a valid namespace name, ttl above the cap (refused, never shortened), ttl below the 10 minute
+  TokenRequest minimum on a non-revocable role, ttl on a legacy-secret role, audiences the role does not offer.
+Every BrokerError carries a `reason` for the audit trail that says which grant matched or why none did;
+`detail` never lists roles or grants.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .config import TOKEN_REQUEST_MIN_SECONDS, BrokerConfig, GrantConfig, RoleConfig
+from .durations import format_duration
+from .errors import BrokerError, forbidden, unprocessable
+from .identity import Caller
+from .labelselector import LabelSelector, parse_label_selector
+from .names import NamespaceMatcher, is_dns1123_label
+
+_ANY_ROLE = "*"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A decision that allowed. For legacy-secret roles ttl_seconds and request_seconds are 0 (no expiry)."""
+
+    role: RoleConfig
+    namespace: str
+    ttl_seconds: int
+    # what to ask TokenRequest for: max(ttl_seconds, 600) for token-request roles
+    request_seconds: int
+    # () = the cluster's API audiences
+    audiences: tuple[str, ...]
+    grant_name: str
+    # set when ttl_seconds < 600 on a revocable role: delete the bound Secret this many seconds after issuance
+    revoke_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class RoleView:
+    """A role as a caller may see it (GET /v1/roles). TTLs are this caller's effective ones; None for
+    legacy-secret roles, whose tokens do not expire. `namespaces` are the role's globs (a grant may narrow them).
+    """
+
+    name: str
+    description: str
+    namespaces: tuple[str, ...]
+    default_ttl: int | None
+    max_ttl: int | None
+    mode: str
+    revocable: bool
+    cluster: str
+
+
+@dataclass(frozen=True)
+class _Role:
+    config: RoleConfig
+    namespaces: NamespaceMatcher
+    selector: LabelSelector | None
+    audiences: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Grant:
+    index: int
+    name: str
+    config: GrantConfig
+    namespaces: NamespaceMatcher
+
+    def cap(self, role: RoleConfig) -> int:
+        cap = self.config.max_ttl
+        return role.max_ttl if cap is None else min(role.max_ttl, cap)
+
+
+def _quote(text: str) -> str:
+    # Caller input echoed in a problem detail: bounded, escaped.
+    return json.dumps(text if len(text) <= 64 else text[:64] + "…")
+
+
+def _invalid(detail: str, reason: str) -> BrokerError:
+    err = unprocessable(detail)
+    err.reason = reason
+    return err
+
+
+def _who(caller: Caller) -> str:
+    return f"user {caller.user!r} (groups {list(caller.groups)!r}, via {caller.method})"
+
+
+class Policy:
+    def __init__(self, roles: Sequence[RoleConfig], grants: Sequence[GrantConfig]) -> None:
+        # Matchers are shared between roles and grants with the same patterns (the default ["*"] above all).
+        matchers: dict[tuple[str, ...], NamespaceMatcher] = {}
+
+        def matcher(patterns: tuple[str, ...]) -> NamespaceMatcher:
+            found = matchers.get(patterns)
+            if found is None:
+                found = matchers[patterns] = NamespaceMatcher(patterns)
+            return found
+
+        self._roles: dict[str, _Role] = {}
+        for role in roles:
+            if role.name in self._roles:
+                raise ValueError(f"duplicate role {role.name!r}")
+            selector = parse_label_selector(role.namespace_selector) if role.namespace_selector else None
+            self._roles[role.name] = _Role(
+                role,
+                matcher(role.namespaces),
+                selector,
+                frozenset(role.default_audiences) | frozenset(role.allowed_audiences),
+            )
+
+        # (kind, principal) -> role name or "*" -> grants, in config order
+        self._index: dict[tuple[str, str], dict[str, list[_Grant]]] = {}
+        for i, grant in enumerate(grants):
+            compiled = _Grant(i, grant.name or f"grant-{i}", grant, matcher(grant.namespaces))
+            principals = [("user", u) for u in grant.users] + [("group", g) for g in grant.groups]
+            for principal in dict.fromkeys(principals):
+                by_role = self._index.setdefault(principal, {})
+                for role_name in dict.fromkeys(grant.roles):
+                    by_role.setdefault(role_name, []).append(compiled)
+
+    @classmethod
+    def from_config(cls, cfg: BrokerConfig) -> Policy:
+        return cls(cfg.roles, cfg.grants)
+
+    # -- lookups ---------------------------------------------------------------------------------------------
+
+    def role(self, name: str) -> RoleConfig | None:
+        found = self._roles.get(name)
+        return found.config if found else None
+
+    def needs_namespace_labels(self, role: str) -> bool:
+        found = self._roles.get(role)
+        return found is not None and found.selector is not None
+
+    def resolve_namespace(self, role: str, namespace: str | None) -> str | None:
+        """The namespace `decide` would judge: the given one, else the role's only literal one, else None.
+
+        For the issuer, which must fetch that namespace's labels before `decide` when
+        `needs_namespace_labels(role)`. Says nothing about whether the caller may use the role.
+        """
+        if namespace:
+            return namespace
+        found = self._roles.get(role)
+        return found.namespaces.only_literal() if found else None
+
+    def _principals(self, caller: Caller) -> Iterable[tuple[str, str]]:
+        yield ("user", caller.user)
+        for group in caller.groups:
+            yield ("group", group)
+
+    def _grants_for(self, caller: Caller, role: str) -> list[_Grant]:
+        found: dict[int, _Grant] = {}
+        for principal in self._principals(caller):
+            by_role = self._index.get(principal)
+            if not by_role:
+                continue
+            for key in (role, _ANY_ROLE):
+                for grant in by_role.get(key, ()):
+                    found[grant.index] = grant
+        return [found[i] for i in sorted(found)]
+
+    # -- the decision ----------------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        caller: Caller,
+        role: str,
+        namespace: str | None,
+        ttl: int | None,
+        audiences: Sequence[str] | None,
+        namespace_labels: Mapping[str, str] | None = None,
+    ) -> Grant:
+        """Allow (a Grant) or raise BrokerError. Checks run in an order that reveals nothing about a role to a
+        caller who may not use it: role and grant first, then namespace, then ttl and audiences."""
+        # Identical for "no such role" and "not yours": only `reason` differs.
+        not_allowed = f"not allowed to use role {_quote(role)}"
+        compiled = self._roles.get(role)
+        if compiled is None:
+            raise forbidden(not_allowed, reason=f"unknown role {role!r} asked by {_who(caller)}")
+        grants = self._grants_for(caller, role)
+        if not grants:
+            raise forbidden(not_allowed, reason=f"no grant gives role {role!r} to {_who(caller)}")
+        cfg = compiled.config
+
+        ns = self.resolve_namespace(role, namespace)
+        if ns is None:
+            raise _invalid(
+                f"namespace is required for role {_quote(role)}",
+                f"role {role!r} has namespaces {list(cfg.namespaces)!r}; none given by {_who(caller)}",
+            )
+        if not is_dns1123_label(ns):
+            raise _invalid(
+                f"namespace {_quote(ns)} is not a valid namespace name (a DNS-1123 label)",
+                f"invalid namespace name {ns!r} from {_who(caller)}",
+            )
+        outside = f"not allowed to use role {_quote(role)} in namespace {_quote(ns)}"
+        if not compiled.namespaces.matches(ns):
+            raise forbidden(
+                outside,
+                reason=f"namespace {ns!r} is outside role {role!r} namespaces {list(cfg.namespaces)!r}",
+            )
+        matching = [g for g in grants if g.namespaces.matches(ns)]
+        if not matching:
+            considered = ", ".join(f"{g.name} {list(g.config.namespaces)!r}" for g in grants)
+            raise forbidden(
+                outside,
+                reason=f"namespace {ns!r} is outside the namespaces of grants {considered} of {_who(caller)}",
+            )
+        if compiled.selector is not None:
+            if namespace_labels is None:
+                # A bug in the caller of decide, not a policy answer: fail closed, loudly.
+                raise BrokerError(
+                    500,
+                    "Internal Server Error",
+                    "the request could not be evaluated",
+                    reason=f"role {role!r} has a namespace_selector but no namespace labels were supplied",
+                    type_slug="internal",
+                )
+            if not compiled.selector.matches(namespace_labels):
+                raise forbidden(
+                    outside,
+                    reason=(
+                        f"namespace {ns!r} labels {dict(namespace_labels)!r} do not match "
+                        f"namespace_selector {compiled.selector.text!r} of role {role!r}"
+                    ),
+                )
+
+        # The most permissive TTL cap wins; max() keeps the first grant in config order on a tie.
+        best = max(matching, key=lambda g: g.cap(cfg))
+        if cfg.mode == "legacy-secret":
+            return self._legacy(caller, compiled, best, ns, ttl, audiences)
+        ttl_seconds, request_seconds, revoke_after = self._ttl(caller, compiled, best, ttl)
+        return Grant(
+            role=cfg,
+            namespace=ns,
+            ttl_seconds=ttl_seconds,
+            request_seconds=request_seconds,
+            audiences=self._audiences(caller, compiled, audiences),
+            grant_name=best.name,
+            revoke_after_seconds=revoke_after,
+        )
+
+    def _legacy(
+        self,
+        caller: Caller,
+        compiled: _Role,
+        grant: _Grant,
+        ns: str,
+        ttl: int | None,
+        audiences: Sequence[str] | None,
+    ) -> Grant:
+        name = compiled.config.name
+        if ttl is not None:
+            raise _invalid(
+                f"role {_quote(name)} issues legacy Secret tokens, which do not expire: omit ttl",
+                f"ttl {ttl} asked for legacy-secret role {name!r} by {_who(caller)} (grant {grant.name})",
+            )
+        if audiences:
+            raise _invalid(
+                f"role {_quote(name)} issues legacy Secret tokens, which carry no audience: omit audiences",
+                f"audiences {list(audiences)!r} asked for legacy-secret role {name!r} by {_who(caller)}",
+            )
+        return Grant(compiled.config, ns, 0, 0, (), grant.name, None)
+
+    def _ttl(
+        self, caller: Caller, compiled: _Role, grant: _Grant, ttl: int | None
+    ) -> tuple[int, int, int | None]:
+        cfg = compiled.config
+        cap = grant.cap(cfg)
+        capped_by = f"grant {grant.name}" if cap < cfg.max_ttl else f"role {cfg.name!r} max_ttl"
+        if ttl is None:
+            ttl = min(cfg.default_ttl, cap)
+            asked = "the default ttl"
+        else:
+            asked = "ttl"
+            if ttl <= 0:
+                raise _invalid("ttl must be positive", f"ttl {ttl} from {_who(caller)}")
+            if ttl > cap:
+                raise _invalid(
+                    f"ttl {format_duration(ttl)} exceeds the maximum of {format_duration(cap)} "
+                    f"for role {_quote(cfg.name)}",
+                    f"ttl {ttl}s above the {cap}s cap of {capped_by} (grant {grant.name}, {_who(caller)})",
+                )
+        if ttl >= TOKEN_REQUEST_MIN_SECONDS:
+            return ttl, ttl, None
+        if not cfg.revocable:
+            raise _invalid(
+                f"{asked} {format_duration(ttl)} is below the 10m minimum of the Kubernetes TokenRequest API "
+                f"(role {_quote(cfg.name)} is not revocable)",
+                f"ttl {ttl}s below 600s on non-revocable role {cfg.name!r} (grant {grant.name}, {_who(caller)})",
+            )
+        # Kubernetes refuses expirationSeconds < 600 (422, never clamped): ask for 600, revoke at the ttl.
+        return ttl, TOKEN_REQUEST_MIN_SECONDS, ttl
+
+    def _audiences(self, caller: Caller, compiled: _Role, audiences: Sequence[str] | None) -> tuple[str, ...]:
+        cfg = compiled.config
+        if not audiences:
+            return cfg.default_audiences
+        asked = tuple(dict.fromkeys(audiences))
+        for audience in asked:
+            if audience not in compiled.audiences:
+                raise _invalid(
+                    f"audience {_quote(audience)} is not allowed for role {_quote(cfg.name)}",
+                    f"audience {audience!r} outside {sorted(compiled.audiences)!r} of role {cfg.name!r} "
+                    f"({_who(caller)})",
+                )
+        return asked
+
+    # -- listing ---------------------------------------------------------------------------------------------
+
+    def usable_roles(self, caller: Caller) -> list[RoleView]:
+        """The roles this caller holds a grant for, by name, with the caller's effective TTL limits."""
+        names: set[str] = set()
+        everything = False
+        for principal in self._principals(caller):
+            by_role = self._index.get(principal)
+            if by_role:
+                everything = everything or _ANY_ROLE in by_role
+                names.update(n for n in by_role if n != _ANY_ROLE)
+        candidates = self._roles.keys() if everything else names
+        views: list[RoleView] = []
+        for name in sorted(candidates):
+            compiled = self._roles.get(name)
+            if compiled is None:
+                continue
+            cfg = compiled.config
+            grants = self._grants_for(caller, name)
+            if not grants:  # pragma: no cover - names come from the same index
+                continue
+            legacy = cfg.mode == "legacy-secret"
+            cap = max(g.cap(cfg) for g in grants)
+            views.append(
+                RoleView(
+                    name=cfg.name,
+                    description=cfg.description,
+                    namespaces=cfg.namespaces,
+                    default_ttl=None if legacy else min(cfg.default_ttl, cap),
+                    max_ttl=None if legacy else cap,
+                    mode=cfg.mode,
+                    revocable=cfg.revocable,
+                    cluster=cfg.cluster or "",
+                )
+            )
+        return views
