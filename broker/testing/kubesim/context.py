@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from broker.pki import CertificateAuthority
 
+from .auth_cache import AuthCache
 from .options import SimOptions
 from .state import Store
 from .tokens import KeyRing
@@ -29,6 +30,8 @@ class SimContext:
     ca: CertificateAuthority
     # https://host:port once the listener is bound
     server_url: str = ""
+    # successful bearer-token authentications (see SimOptions.auth_cache_seconds)
+    auth_cache: AuthCache = field(default_factory=AuthCache)
 
     @property
     def issuer(self) -> str:
@@ -37,3 +40,17 @@ class SimContext:
     @property
     def api_audiences(self) -> list[str]:
         return list(self.options.api_audiences) or [self.issuer]
+
+    @property
+    def jwks_uri(self) -> str:
+        # --service-account-jwks-uri, else https://<external address>/openid/v1/jwks (not the issuer's host)
+        return self.options.jwks_uri or self.server_url + "/openid/v1/jwks"
+
+    def rotate_signing_key(self, algorithm: str = "RS256") -> str:
+        """A new key signs new tokens; tokens of older keys stay valid while those keys are in the ring."""
+        return self.keys.rotate(algorithm)
+
+    def drop_signing_key(self, kid: str) -> None:
+        """Tokens signed by `kid` stop authenticating (no cached result survives) and it leaves the JWKS."""
+        self.keys.drop(kid)
+        self.auth_cache.clear()

@@ -16,6 +16,14 @@ class SimOptions:
     max_token_expiration: int = 0
     # how long the legacy token controller waits before filling a token Secret
     legacy_token_delay: float = 0.05
+    # --service-account-jwks-uri; empty means server_url + "/openid/v1/jwks" (the external address, as upstream)
+    jwks_uri: str = ""
+    # --service-account-extend-token-expiration: a pod-bound 3607 s token for the API audiences lives a year
+    # (claims carry kubernetes.io.warnafter), as kube-apiserver does for projected volume tokens
+    extend_token_expiration: bool = True
+    # how long a successful bearer-token authentication is cached (kube-apiserver caches ~10 s, so revocation
+    # lags); 0 = no cache, every request re-validates and revocation is immediate
+    auth_cache_seconds: float = 0.0
     authorization: Literal["rbac", "always-allow"] = "rbac"
     # namespaces that exist at start, as in a fresh cluster
     initial_namespaces: tuple[str, ...] = ("default", "kube-system", "kube-public", "kube-node-lease")

@@ -61,6 +61,10 @@ class Store:
         """Called synchronously after every mutation with a copy of the object (controllers hook in here)."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _emit(self, event: EventType, rtype: ResourceType, obj: Obj) -> None:
         for listener in list(self._listeners):
             listener(event, rtype, copy.deepcopy(obj))
@@ -168,5 +172,7 @@ class Store:
                 f"Precondition failed: UID in precondition: {uid}, UID in object meta: {current['metadata']['uid']}",
             )
         del bucket[name]
+        # a deletion is a new etcd revision; the DELETED event carries it (watchers resume from it)
+        current["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("DELETED", rtype, current)
         return copy.deepcopy(current)

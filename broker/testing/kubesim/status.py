@@ -89,7 +89,9 @@ def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiEr
         details["group"] = group
     details["kind"] = kind
     details["causes"] = [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes]
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {joined}', details)
+    # the message names the GroupKind (schema.GroupKind.String(): "Role.rbac.authorization.k8s.io")
+    qualified_kind = f"{kind}.{group}" if group else kind
+    return ApiError(422, "Invalid", f'{qualified_kind} "{name}" is invalid: {joined}', details)
 
 
 def bad_request(message: str) -> ApiError:
