@@ -162,6 +162,66 @@ def _issuer(value: str) -> str:
     return value
 
 
+def _loopback_host(host: str | None) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or (host or "").startswith("127.")
+
+
+def _trusted_url(value: str) -> str:
+    """An issuer or key URL a caller's identity rests on: https, or http on loopback only (tests, sidecars)."""
+    _url(value)
+    parts = urlsplit(value)
+    if parts.scheme != "https" and not _loopback_host(parts.hostname):
+        raise ValueError(f"{value!r} must be an https URL (plain http is accepted only on loopback)")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r} must not carry a query or fragment")
+    return value
+
+
+# Signature algorithms of asymmetric keys only. HS* would let anyone who holds the issuer's published key use it
+# as an HMAC secret and forge tokens; "none" is no signature at all.
+SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+
+
+def _algorithm(value: str) -> str:
+    if value.upper().startswith("HS") or value.lower() == "none":
+        raise ValueError(
+            f"{value!r} is refused: only asymmetric signatures are accepted ({', '.join(SIGNING_ALGORITHMS)})"
+        )
+    if value not in SIGNING_ALGORITHMS:
+        raise ValueError(f"{value!r} is not one of {', '.join(SIGNING_ALGORITHMS)}")
+    return value
+
+
+def _claim_name(value: str) -> str:
+    _printable(value)
+    return value
+
+
+def _claim_values(value: Any) -> tuple[str, ...]:
+    """A bound claim's accepted values: a string, or a list of them. A TOML boolean or integer is taken in its
+    JSON form (true → "true"), the form a token's non-string claim is compared in."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ValueError("a bound claim needs at least one accepted value")
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, bool):
+            out.append("true" if item else "false")
+        elif isinstance(item, int):
+            out.append(str(item))
+        elif isinstance(item, str):
+            if not item:
+                raise ValueError("a bound claim value must not be empty")
+            out.append(item)
+        else:
+            raise ValueError(f"a bound claim value must be a string, got {_short(item)}")
+    return tuple(dict.fromkeys(out))
+
+
+def _bound_claims(value: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType(dict(value))
+
+
 def split_host_port(value: str) -> tuple[str, int]:
     """ "127.0.0.1:8443" → ("127.0.0.1", 8443); "[::1]:8443" → ("::1", 8443). ValueError when malformed."""
     m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^\s:\[\]]+):([0-9]{1,5})", value)
@@ -213,9 +273,17 @@ Url = Annotated[StrictStr, AfterValidator(_url)]
 HostPort = Annotated[StrictStr, AfterValidator(_host_port)]
 PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
 NonNegativeFloat = Annotated[float, Field(ge=0, strict=True)]
+TrustedUrl = Annotated[StrictStr, AfterValidator(_trusted_url)]
+SigningAlgorithm = Annotated[StrictStr, AfterValidator(_algorithm)]
+ClaimName = Annotated[StrictStr, AfterValidator(_claim_name)]
 _FrozenMapping = PlainSerializer(lambda m: dict(m), return_type=dict[str, str])
 Labels = Annotated[Mapping[StrictStr, StrictStr], AfterValidator(_labels), _FrozenMapping]
 Annotations = Annotated[Mapping[StrictStr, StrictStr], AfterValidator(_annotations), _FrozenMapping]
+BoundClaims = Annotated[
+    Mapping[ClaimName, Annotated[tuple[str, ...], BeforeValidator(_claim_values)]],
+    AfterValidator(_bound_claims),
+    PlainSerializer(lambda m: {k: list(v) for k, v in m.items()}, return_type=dict[str, list[str]]),
+]
 
 
 def _empty_mapping() -> Mapping[str, str]:
@@ -331,6 +399,13 @@ class RoleConfig(_Model):
         return self
 
 
+class RateLimitConfig(_Model):
+    """A token bucket per caller: `burst` requests at once, refilled at `per_minute` (fractions allowed)."""
+
+    per_minute: PositiveFloat = 600.0
+    burst: Annotated[StrictInt, Field(ge=1)] = 100
+
+
 class GrantConfig(_Model):
     # None: BrokerConfig names it "grant-<index>" (its index in [[grants]], counted from 0 like key paths)
     name: Principal | None = None
@@ -341,6 +416,10 @@ class GrantConfig(_Model):
     namespaces: Annotated[tuple[NamespacePattern, ...], Field(min_length=1)] = ("*",)
     # A cap on the ttl below the role's max_ttl (a higher value has no effect)
     max_ttl: Duration | None = None
+    # OIDC callers only: every named claim must equal (or glob-match, `*` and `?`) one of the values
+    claims: BoundClaims = Field(default_factory=lambda: MappingProxyType({}))
+    # None: [auth.rate_limit]
+    rate_limit: RateLimitConfig | None = None
 
     @model_validator(mode="after")
     def _someone(self) -> GrantConfig:
@@ -364,9 +443,58 @@ class ApiKeyConfig(_Model):
     groups: tuple[Principal, ...] = ()
 
 
+class OidcIssuerConfig(_Model):
+    """One trusted OIDC issuer ([[auth.oidc]]): a CI system that hands its jobs signed identity tokens."""
+
+    # the exact `iss` of its tokens; discovery is read from <issuer>/.well-known/openid-configuration
+    issuer: TrustedUrl
+    # the `aud` a token must carry (set it in the CI job, e.g. GitLab `id_tokens: {aud: ...}`)
+    audience: Audience
+    # None: the jwks_uri of the discovery document
+    jwks_uri: TrustedUrl | None = None
+    # CA bundle for the issuer's TLS certificate (None: the system trust store)
+    ca_file: ConfigPath | None = None
+    algorithms: Annotated[tuple[SigningAlgorithm, ...], Field(min_length=1)] = ("RS256", "ES256")
+    # clock skew allowed on exp, nbf and iat (kube-apiserver allows 60 s)
+    leeway_seconds: Annotated[StrictInt, Field(ge=0, le=600)] = 60
+    # a token issued (iat) longer ago than this is refused even if it has not expired
+    max_token_age: Duration = 3600
+    username_claim: ClaimName = "sub"
+    # None: "<issuer>#", unless username_claim is "email" (kube-apiserver's --oidc-username-prefix default);
+    # "" for none
+    username_prefix: StrictStr | None = None
+    # None: no groups from the token
+    groups_claim: ClaimName | None = None
+    groups_prefix: StrictStr = ""
+    # groups every caller of this issuer is in (for grants that also bind claims)
+    groups: tuple[Principal, ...] = ()
+
+    @property
+    def effective_username_prefix(self) -> str:
+        if self.username_prefix is not None:
+            return self.username_prefix
+        return "" if self.username_claim == "email" else f"{self.issuer}#"
+
+
+class KubernetesAuthConfig(_Model):
+    """[auth.kubernetes]: bearer service-account tokens checked with a TokenReview."""
+
+    enabled: StrictBool = False
+    # the configured cluster that reviews tokens (None: the only one)
+    cluster: Name | None = None
+    # the audiences a caller's token must be issued for (`kubectl create token --audience token-broker`)
+    audiences: Annotated[tuple[Audience, ...], Field(min_length=1)] = ("token-broker",)
+    # how long a review (either answer) is reused, keyed by the token's SHA-256; 0: not cached
+    cache_seconds: NonNegativeFloat = 10.0
+
+
 class AuthConfig(_Model):
     mtls: MtlsConfig = Field(default_factory=MtlsConfig)
     api_keys: tuple[ApiKeyConfig, ...] = ()
+    oidc: tuple[OidcIssuerConfig, ...] = ()
+    kubernetes: KubernetesAuthConfig = Field(default_factory=KubernetesAuthConfig)
+    # per caller, for grants without a rate_limit of their own (and requests no grant matches)
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -423,6 +551,11 @@ class BrokerConfig(_Model):
     def cluster(self, name: str) -> ClusterConfig | None:
         return next((c for c in self.clusters if c.name == name), None)
 
+    @property
+    def token_review_cluster(self) -> str:
+        """The cluster [auth.kubernetes] sends TokenReviews to."""
+        return self.auth.kubernetes.cluster or self.clusters[0].name
+
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
@@ -475,11 +608,32 @@ class BrokerConfig(_Model):
                         )
                     )
 
+        for i, issuer in _duplicates(o.issuer for o in self.auth.oidc):
+            problems.append((f"auth.oidc[{i}].issuer", f"issuer {issuer!r} is configured twice"))
+        kube = self.auth.kubernetes
+        if kube.enabled:
+            if kube.cluster is None and len(self.clusters) > 1:
+                problems.append(
+                    ("auth.kubernetes.cluster", f"required: {len(self.clusters)} clusters are configured")
+                )
+            elif kube.cluster is not None and kube.cluster not in cluster_names:
+                problems.append(("auth.kubernetes.cluster", f"unknown cluster {kube.cluster!r}"))
+        if not self.auth.oidc:
+            for i, grant in enumerate(self.grants):
+                if grant.claims:
+                    problems.append(
+                        (f"grants[{i}].claims", "bound claims apply only to OIDC callers; add [[auth.oidc]]")
+                    )
+
         if self.auth.mtls.enabled and self.server.client_ca is None:
             problems.append(("auth.mtls.enabled", "mTLS needs server.client_ca"))
-        if not self.auth.mtls.enabled and not self.auth.api_keys:
+        if not (self.auth.mtls.enabled or self.auth.api_keys or self.auth.oidc or kube.enabled):
             problems.append(
-                ("auth", "no authentication method: set server.client_ca (mTLS) or add [[auth.api_keys]]")
+                (
+                    "auth",
+                    "no authentication method: set server.client_ca (mTLS), add [[auth.api_keys]] or "
+                    "[[auth.oidc]], or enable [auth.kubernetes]",
+                )
             )
         _raise_problems(problems)
         return self

@@ -9,15 +9,22 @@ Status codes, chosen once and kept consistent:
   TokenRequest minimum on a non-revocable role, ttl on a legacy-secret role, audiences the role does not offer.
 Every BrokerError carries a `reason` for the audit trail that says which grant matched or why none did;
 `detail` never lists roles or grants.
+
+Bound claims (like Vault's JWT auth `bound_claims`): a grant with `claims` matches only OIDC callers whose
+verified token carries every named claim with a value equal to one of the grant's values, where `*` matches any
+run of characters and `?` one character (everything else is literal, also `/`). A list claim matches when any
+element does; a boolean or number is compared in its JSON form (true → "true"); an object or null never matches.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .config import TOKEN_REQUEST_MIN_SECONDS, BrokerConfig, GrantConfig, RoleConfig
+from .config import TOKEN_REQUEST_MIN_SECONDS, BrokerConfig, GrantConfig, RateLimitConfig, RoleConfig
 from .durations import format_duration
 from .errors import BrokerError, forbidden, unprocessable
 from .identity import Caller
@@ -25,6 +32,8 @@ from .labelselector import LabelSelector, parse_label_selector
 from .names import NamespaceMatcher, is_dns1123_label
 
 _ANY_ROLE = "*"
+# the only callers that carry claims a grant may bind (Caller.method)
+_CLAIMS_METHOD = "oidc"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,65 @@ class RoleView:
 
 
 @dataclass(frozen=True)
+class RateLimitChoice:
+    """The token bucket a request draws from: `scope` is the grant whose own rate_limit applies, "" for the
+    default (every grant without one, and requests no grant matches, share the caller's default bucket)."""
+
+    scope: str
+    limit: RateLimitConfig
+
+
+def _claim_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(
+        "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern), re.S
+    )
+
+
+def _claim_texts(value: Any) -> list[str] | None:
+    """A claim value in the form bound values are compared with; None when it cannot match anything."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bool | int | float):
+        return [json.dumps(value)]
+    if isinstance(value, list):
+        texts: list[str] = []
+        for item in value:
+            if isinstance(item, str | bool | int | float):
+                texts.extend(_claim_texts(item) or ())
+        return texts
+    return None
+
+
+def _show_value(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+@dataclass(frozen=True)
+class _ClaimRule:
+    claim: str
+    patterns: tuple[str, ...]
+    regexes: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def compile(cls, claim: str, patterns: tuple[str, ...]) -> _ClaimRule:
+        return cls(claim, patterns, tuple(_claim_regex(p) for p in patterns))
+
+    def problem(self, claims: Mapping[str, Any]) -> str | None:
+        """Why the claims fail this rule, or None when they pass."""
+        wanted = repr(self.patterns[0]) if len(self.patterns) == 1 else f"any of {list(self.patterns)!r}"
+        if self.claim not in claims:
+            return f"claim {self.claim} is missing (wanted {wanted})"
+        value = claims[self.claim]
+        texts = _claim_texts(value)
+        if texts is None:
+            return f"claim {self.claim} {_show_value(value)} is not a string, number, boolean or list of them"
+        if any(r.fullmatch(t) for r in self.regexes for t in texts):
+            return None
+        return f"claim {self.claim} {_show_value(value)} does not match {wanted}"
+
+
+@dataclass(frozen=True)
 class _Role:
     config: RoleConfig
     namespaces: NamespaceMatcher
@@ -73,6 +141,21 @@ class _Grant:
     name: str
     config: GrantConfig
     namespaces: NamespaceMatcher
+    claims: tuple[_ClaimRule, ...] = ()
+
+    def claims_problem(self, caller: Caller) -> str | None:
+        """Why this grant's bound claims exclude the caller, or None when they do not."""
+        if not self.claims:
+            return None
+        if caller.method != _CLAIMS_METHOD:
+            return (
+                f"grant {self.name}: binds claims, which only OIDC callers carry (caller via {caller.method})"
+            )
+        for rule in self.claims:
+            problem = rule.problem(caller.claims)
+            if problem is not None:
+                return f"grant {self.name}: {problem}"
+        return None
 
     def cap(self, role: RoleConfig) -> int:
         cap = self.config.max_ttl
@@ -95,7 +178,14 @@ def _who(caller: Caller) -> str:
 
 
 class Policy:
-    def __init__(self, roles: Sequence[RoleConfig], grants: Sequence[GrantConfig]) -> None:
+    def __init__(
+        self,
+        roles: Sequence[RoleConfig],
+        grants: Sequence[GrantConfig],
+        rate_limit: RateLimitConfig | None = None,
+    ) -> None:
+        """rate_limit: the per-caller default for grants without one (None: RateLimitConfig's defaults)."""
+        self._rate_limit = rate_limit or RateLimitConfig()
         # Matchers are shared between roles and grants with the same patterns (the default ["*"] above all).
         matchers: dict[tuple[str, ...], NamespaceMatcher] = {}
 
@@ -120,7 +210,8 @@ class Policy:
         # (kind, principal) -> role name or "*" -> grants, in config order
         self._index: dict[tuple[str, str], dict[str, list[_Grant]]] = {}
         for i, grant in enumerate(grants):
-            compiled = _Grant(i, grant.name or f"grant-{i}", grant, matcher(grant.namespaces))
+            rules = tuple(_ClaimRule.compile(claim, values) for claim, values in grant.claims.items())
+            compiled = _Grant(i, grant.name or f"grant-{i}", grant, matcher(grant.namespaces), rules)
             principals = [("user", u) for u in grant.users] + [("group", g) for g in grant.groups]
             for principal in dict.fromkeys(principals):
                 by_role = self._index.setdefault(principal, {})
@@ -129,7 +220,7 @@ class Policy:
 
     @classmethod
     def from_config(cls, cfg: BrokerConfig) -> Policy:
-        return cls(cfg.roles, cfg.grants)
+        return cls(cfg.roles, cfg.grants, cfg.auth.rate_limit)
 
     # -- lookups ---------------------------------------------------------------------------------------------
 
@@ -158,6 +249,7 @@ class Policy:
             yield ("group", group)
 
     def _grants_for(self, caller: Caller, role: str) -> list[_Grant]:
+        """The grants naming the caller (user or group) for `role`, bound claims not yet checked."""
         found: dict[int, _Grant] = {}
         for principal in self._principals(caller):
             by_role = self._index.get(principal)
@@ -167,6 +259,18 @@ class Policy:
                 for grant in by_role.get(key, ()):
                     found[grant.index] = grant
         return [found[i] for i in sorted(found)]
+
+    def _claimed(self, caller: Caller, grants: Iterable[_Grant]) -> tuple[list[_Grant], list[str]]:
+        """The grants whose bound claims the caller satisfies, and why each of the others does not."""
+        kept: list[_Grant] = []
+        refused: list[str] = []
+        for grant in grants:
+            problem = grant.claims_problem(caller)
+            if problem is None:
+                kept.append(grant)
+            else:
+                refused.append(problem)
+        return kept, refused
 
     # -- the decision ----------------------------------------------------------------------------------------
 
@@ -186,9 +290,14 @@ class Policy:
         compiled = self._roles.get(role)
         if compiled is None:
             raise forbidden(not_allowed, reason=f"unknown role {role!r} asked by {_who(caller)}")
-        grants = self._grants_for(caller, role)
-        if not grants:
+        candidates = self._grants_for(caller, role)
+        if not candidates:
             raise forbidden(not_allowed, reason=f"no grant gives role {role!r} to {_who(caller)}")
+        grants, refused = self._claimed(caller, candidates)
+        if not grants:
+            raise forbidden(
+                not_allowed, reason=f"no grant gives role {role!r} to {_who(caller)}: {'; '.join(refused)}"
+            )
         cfg = compiled.config
 
         ns = self.resolve_namespace(role, namespace)
@@ -333,8 +442,8 @@ class Policy:
             if compiled is None:
                 continue
             cfg = compiled.config
-            grants = self._grants_for(caller, name)
-            if not grants:  # pragma: no cover - names come from the same index
+            grants, _ = self._claimed(caller, self._grants_for(caller, name))
+            if not grants:
                 continue
             legacy = cfg.mode == "legacy-secret"
             cap = max(g.cap(cfg) for g in grants)
@@ -351,3 +460,25 @@ class Policy:
                 )
             )
         return views
+
+    # -- rate limits -----------------------------------------------------------------------------------------
+
+    def rate_limit_for(self, caller: Caller, role: str, namespace: str | None) -> RateLimitChoice:
+        """The bucket a token request draws from: that of the grants that would allow it (the most generous
+        limit when several do), else the default. Ignores ttl, audiences and namespace labels: they cannot
+        change which grants apply, only whether the request then succeeds."""
+        grants: list[_Grant] = []
+        compiled = self._roles.get(role)
+        ns = self.resolve_namespace(role, namespace)
+        if compiled is not None and (ns is None or compiled.namespaces.matches(ns)):
+            grants, _ = self._claimed(caller, self._grants_for(caller, role))
+            if ns is not None:
+                grants = [g for g in grants if g.namespaces.matches(ns)]
+        if not grants:
+            return RateLimitChoice("", self._rate_limit)
+
+        def limit(grant: _Grant) -> RateLimitConfig:
+            return grant.config.rate_limit or self._rate_limit
+
+        best = max(grants, key=lambda g: (limit(g).per_minute, limit(g).burst))
+        return RateLimitChoice(best.name if best.config.rate_limit is not None else "", limit(best))

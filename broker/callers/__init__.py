@@ -3,12 +3,21 @@
 from broker.callers.api_key import ApiKeyAuthenticator
 from broker.callers.base import Authenticator, CallerRequest
 from broker.callers.chain import AuthenticatorChain
+from broker.callers.json_fetch import JsonFetcher
+from broker.callers.kubernetes import TokenReviewAuthenticator, TokenReviewer
 from broker.callers.mtls import MtlsAuthenticator
+from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings
 
 __all__ = [
     "ApiKeyAuthenticator",
     "Authenticator",
     "AuthenticatorChain",
     "CallerRequest",
+    "JsonFetcher",
     "MtlsAuthenticator",
+    "OidcAuthenticator",
+    "OidcIssuer",
+    "OidcSettings",
+    "TokenReviewAuthenticator",
+    "TokenReviewer",
 ]

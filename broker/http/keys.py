@@ -8,10 +8,13 @@ from aiohttp import web
 
 from broker.callers.chain import AuthenticatorChain
 from broker.contracts import IssuerPort
+from broker.http.limits import CallerRateLimits
 from broker.identity import Caller
 
 AUTHENTICATOR = web.AppKey("authenticator", AuthenticatorChain)
 ISSUER = web.AppKey("issuer", IssuerPort)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
+# absent: no per-caller rate limit
+RATE_LIMITS = web.AppKey("rate_limits", CallerRateLimits)
 # the authenticated caller, once known (the access log names it)
 CALLER_KEY = web.RequestKey("caller", Caller)

@@ -43,11 +43,16 @@ def _json(model: Health | RoleList | WhoAmI) -> web.Response:
 async def whoami(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     roles = request.app[ISSUER].usable_roles(caller)
-    return _json(
-        WhoAmI(
-            user=caller.user, groups=list(caller.groups), method=caller.method, roles=[r.name for r in roles]
-        )
+    doc = WhoAmI(
+        user=caller.user,
+        groups=list(caller.groups),
+        method=caller.method,
+        roles=[r.name for r in roles],
+        # what bound claims are matched against, so a CI author can see why a grant does not apply;
+        # the claims the caller's own token carries, never the token itself
+        claims=dict(caller.claims) or None,
     )
+    return web.Response(text=doc.model_dump_json(exclude_none=True), content_type="application/json")
 
 
 async def roles(request: web.Request) -> web.Response:

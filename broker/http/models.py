@@ -124,6 +124,11 @@ class WhoAmI(BaseModel):
     groups: list[str]
     method: str
     roles: list[str] = Field(description="names of the roles this caller may request")
+    claims: dict[str, Any] | None = Field(
+        default=None,
+        description="verified token claims grants can bind (OIDC callers), a TokenReview's `extra` "
+        "(Kubernetes callers); absent for other callers",
+    )
 
 
 class Health(BaseModel):

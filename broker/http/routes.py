@@ -12,7 +12,8 @@ from broker import __version__
 from broker.callers.chain import AuthenticatorChain
 from broker.contracts import IssuerPort
 from broker.http import meta, tokens
-from broker.http.keys import AUTHENTICATOR, ISSUER, OPENAPI_DOCUMENT
+from broker.http.keys import AUTHENTICATOR, ISSUER, OPENAPI_DOCUMENT, RATE_LIMITS
+from broker.http.limits import CallerRateLimits
 from broker.http.models import (
     ExecCredential,
     Health,
@@ -59,7 +60,7 @@ ROUTES: tuple[tuple[Operation, Handler], ...] = (
             },
             errors={
                 403: "the policy does not let this caller have this role here (unknown roles too)",
-                429: "too many requests from this caller",
+                429: "too many requests from this caller (Retry-After says when to retry)",
                 502: "the API server refused the request",
                 503: "the API server or the audit store is unavailable",
             },
@@ -142,10 +143,16 @@ def openapi_document(routes: Sequence[tuple[Operation, Handler]] = ROUTES) -> di
 
 
 def build_http_app(
-    *, authenticator: AuthenticatorChain, issuer: IssuerPort, max_body_bytes: int
+    *,
+    authenticator: AuthenticatorChain,
+    issuer: IssuerPort,
+    max_body_bytes: int,
+    rate_limits: CallerRateLimits | None = None,
 ) -> web.Application:
     """The broker's public API. The caller adds lifecycle (cleanup_ctx) and runs it with
     `web.AppRunner(app, access_log_class=RedactingAccessLogger)` over a `server_ssl_context(...)`.
+
+    rate_limits: per-caller limits on POST /v1/tokens (None: unlimited).
     """
     app = web.Application(
         # request_id outermost so error responses carry the id too
@@ -154,6 +161,8 @@ def build_http_app(
     )
     app[AUTHENTICATOR] = authenticator
     app[ISSUER] = issuer
+    if rate_limits is not None:
+        app[RATE_LIMITS] = rate_limits
     app[OPENAPI_DOCUMENT] = openapi_document()
     for op, handler in ROUTES:
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)

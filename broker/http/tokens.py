@@ -13,7 +13,7 @@ from broker.contracts import IssuedToken, IssueRequest
 from broker.errors import bad_request
 from broker.http.auth import authenticate
 from broker.http.body import parse_body
-from broker.http.keys import ISSUER
+from broker.http.keys import ISSUER, RATE_LIMITS
 from broker.http.models import ServiceAccountRef, TokenRequestBody, TokenResponse
 
 YAML_TYPE = "application/yaml"
@@ -93,5 +93,10 @@ async def create_token(request: web.Request) -> web.Response:
         source_address=request.remote or "",
         user_agent=request.headers.get("User-Agent", "")[:_MAX_USER_AGENT],
     )
+    limits = request.app.get(RATE_LIMITS)
+    if limits is not None:
+        # after authentication (the bucket is the caller's) and before the issuer: a refused request costs
+        # the API server nothing
+        limits.check(caller, body.role, body.namespace)
     issued = await request.app[ISSUER].issue(caller, issue_request)
     return _render(issued, fmt)

@@ -1,0 +1,61 @@
+"""Per-caller rate limits on POST /v1/tokens: the grant that would allow the request decides the bucket."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+
+from broker.errors import BrokerError
+from broker.identity import Caller
+from broker.policy import Policy
+from broker.ratelimit import Decision, Rate, RateLimiter
+
+
+def rate_limited(decision: Decision, caller: Caller, scope: str) -> BrokerError:
+    bucket = f"grant {scope}" if scope else "the default limit"
+    return BrokerError(
+        429,
+        "Too Many Requests",
+        "too many token requests from this caller; retry after the time in Retry-After",
+        reason=f"rate limit of {bucket} reached by {caller.method} caller {caller.user!r}",
+        retry_after=decision.retry_after,
+        type_slug="rate-limited",
+    )
+
+
+class CallerRateLimits:
+    """Token buckets keyed by (method, user, scope), where scope is the grant with its own `rate_limit` that
+    applies to the request ("" for [auth.rate_limit]). Reads the policy on every call, so a reload's new
+    limits apply at once.
+
+    `limited` counts refused requests; `on_limited(method, user, scope)` is the hook for metrics.
+    """
+
+    def __init__(
+        self,
+        policy: Callable[[], Policy],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_callers: int = 10_000,
+        on_limited: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        self._policy = policy
+        self._on_limited = on_limited
+        self.limiter = RateLimiter(clock=clock, max_keys=max_callers, on_limited=self._limited)
+
+    @property
+    def limited(self) -> int:
+        return self.limiter.limited
+
+    def _limited(self, key: Hashable) -> None:
+        if self._on_limited is not None and isinstance(key, tuple) and len(key) == 3:
+            method, user, scope = key
+            self._on_limited(str(method), str(user), str(scope))
+
+    def check(self, caller: Caller, role: str, namespace: str | None) -> None:
+        """Take one request from the caller's bucket, or raise BrokerError 429 with Retry-After."""
+        choice = self._policy().rate_limit_for(caller, role, namespace)
+        rate = Rate(choice.limit.per_minute, choice.limit.burst)
+        decision = self.limiter.take((caller.method, caller.user, choice.scope), rate)
+        if not decision.allowed:
+            raise rate_limited(decision, caller, choice.scope)
