@@ -1,0 +1,91 @@
+"""Shared pieces of the end-to-end tests: the demo stack on ephemeral ports, an mTLS client, kubectl."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from broker.demo import DemoStack
+
+KUBECTL = "/usr/bin/kubectl"
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+
+
+def stack_at(root: Path, **kwargs: Any) -> DemoStack:
+    return DemoStack(root, api_port=0, metrics_port=0, sim_port=0, **kwargs)
+
+
+def mtls_context(stack: DemoStack, cert: Path, key: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(stack.paths.server_ca))
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+async def post_token(
+    stack: DemoStack, ctx: ssl.SSLContext, body: Any, *, params: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with (
+        aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+        session.post(stack.broker_url + "/v1/tokens", json=body, params=params, ssl=ctx) as resp,
+    ):
+        return resp.status, dict(resp.headers), await resp.text()
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and k != "KUBECONFIG"}
+    env["HOME"] = str(home)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+async def kubectl(
+    kubeconfig: Path, *args: str, home: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The real kubectl, run off the event loop so the in-process servers keep answering."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_env(home),
+        check=False,
+    )
+
+
+def openssl_client_cert(
+    workdir: Path, ca_cert: Path, ca_key: Path, subject: str, name: str
+) -> tuple[Path, Path]:
+    """A caller certificate made exactly like the manual flow: genrsa, req -subj, x509 -req -CA."""
+    key = workdir / f"{name}.key"
+    csr = workdir / f"{name}.csr"
+    crt = workdir / f"{name}.crt"
+    for cmd in (
+        ["openssl", "genrsa", "-out", str(key), "2048"],
+        ["openssl", "req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr)],
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca_cert),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+        ],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    return crt, key
