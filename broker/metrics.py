@@ -1,0 +1,409 @@
+"""Every Prometheus metric the broker exposes, declared once, with small typed helpers to record them.
+
+Names start with `token_broker_`. Label values come only from bounded sets: the router's route templates,
+config names (roles, clusters, OIDC issuers), the namespace *patterns* of a role, and the fixed vocabularies
+below. A value outside a vocabulary is recorded as "other", so a caller-supplied string can never mint a
+new series.
+
+The issuer, HTTP layer, Kubernetes client, audit store and janitor call the module-level helpers, which record
+on the default registry (the one `/metrics` serves). `BrokerMetrics(CollectorRegistry())` gives a private set
+for tests.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import lru_cache
+from typing import Final, Literal, get_args
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import disable_created_metrics as _disable_created_metrics
+
+from broker import __version__
+from broker.names import NamespaceMatcher, is_glob
+
+# The classic text format turns each counter's `_created` timestamp into a separate gauge series that nobody
+# graphs: it would double the series count for nothing.
+_disable_created_metrics()  # type: ignore[no-untyped-call]
+
+PREFIX: Final = "token_broker_"
+
+# 1 ms … 10 s: a cached issuance takes about a millisecond, a TokenRequest against a slow API server seconds.
+LATENCY_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+OTHER: Final = "other"
+
+Mode = Literal["token-request", "legacy-secret"]
+Outcome = Literal["issued", "denied", "failed"]
+# Why policy or validation said no (the audit record keeps the full reason; this is only its kind).
+DenyKind = Literal[
+    "unknown_role",  # also "no grant gives this role": callers cannot tell them apart, metrics need not either
+    "no_grant",
+    "namespace",
+    "namespace_selector",
+    "ttl",
+    "audience",
+    "invalid_request",
+]
+# Why an allowed issuance produced no token.
+FailKind = Literal[
+    "upstream_refused",  # the API server answered 4xx (502 to the caller)
+    "upstream_unavailable",  # 5xx, 429, timeout, connection refused (503)
+    "verification",  # the token came back but did not verify against the cluster JWKS
+    "audit",  # the audit store could not be written (503)
+    "internal",
+]
+AuthMethod = Literal["mtls", "api_key", "oidc", "kubernetes", "none"]
+AuthReason = Literal[
+    "missing",  # no credential presented
+    "malformed",
+    "unknown",  # an API key or certificate subject nobody configured
+    "bad_signature",
+    "untrusted_issuer",
+    "bad_audience",
+    "expired",
+    "not_yet_valid",
+    "too_old",  # iat beyond the configured maximum age
+    "claims",  # a required claim missing or not matching
+    "revoked",  # e.g. TokenReview says the bound object is gone
+    "unavailable",  # JWKS or TokenReview unreachable (the caller gets 503, still a failed authentication)
+]
+KubeVerb = Literal["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+KubeResource = Literal[
+    "serviceaccounts",
+    "serviceaccounts/token",
+    "secrets",
+    "namespaces",
+    "leases",
+    "tokenreviews",
+    "selfsubjectreviews",
+    "discovery",  # /.well-known/openid-configuration
+    "jwks",  # /openid/v1/jwks
+]
+JwksOutcome = Literal["success", "not_modified", "failure"]
+RunOutcome = Literal["success", "failure"]
+JanitorResource = Literal["secrets", "serviceaccounts"]
+CertificateKind = Literal["server", "client_ca"]
+
+_DENY_KINDS: Final = frozenset(get_args(DenyKind))
+_FAIL_KINDS: Final = frozenset(get_args(FailKind))
+_AUTH_METHODS: Final = frozenset(get_args(AuthMethod))
+_AUTH_REASONS: Final = frozenset(get_args(AuthReason))
+_KUBE_VERBS: Final = frozenset(get_args(KubeVerb))
+_KUBE_RESOURCES: Final = frozenset(get_args(KubeResource))
+_HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_MODES: Final = frozenset(get_args(Mode))
+_JWKS_OUTCOMES: Final = frozenset(get_args(JwksOutcome))
+_RUN_OUTCOMES: Final = frozenset(get_args(RunOutcome))
+_JANITOR_RESOURCES: Final = frozenset(get_args(JanitorResource))
+_CERTIFICATES: Final = frozenset(get_args(CertificateKind))
+
+UNMATCHED_ROUTE: Final = "unmatched"
+
+
+def _one_of(value: str, allowed: frozenset[str]) -> str:
+    return value if value in allowed else OTHER
+
+
+def status_class(status: int) -> str:
+    """200 → "2xx"; anything outside 100..599 → "other"."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else OTHER
+
+
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> NamespaceMatcher:
+    return NamespaceMatcher((pattern,))
+
+
+def namespace_label(namespace: str, patterns: Sequence[str]) -> str:
+    """The `token_namespace` label for a namespace a role allowed: the namespace itself when the role names it
+    literally, else the role's glob that matched ("ci-*"). Per-pipeline namespaces (ci-1, ci-2, …) would
+    otherwise add a series per pipeline forever; the role's patterns are bounded by the config."""
+    if namespace in patterns and not is_glob(namespace):
+        return namespace
+    for pattern in patterns:
+        if is_glob(pattern) and _glob(pattern).matches(namespace):
+            return pattern
+    return OTHER
+
+
+class BrokerMetrics:
+    """The broker's metrics on one registry. Methods are the only way they are recorded."""
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+        r = registry
+        p = PREFIX
+        self.tokens_issued = Counter(
+            p + "tokens_issued_total",
+            "Tokens handed to callers.",
+            # not "namespace": Prometheus Operator adds the scraped pod's namespace as `namespace` and would
+            # rename this one to exported_namespace
+            ["role", "token_namespace", "mode"],
+            registry=r,
+        )
+        self.tokens_denied = Counter(
+            p + "tokens_denied_total",
+            "Token requests refused by policy or validation.",
+            ["reason_kind"],
+            registry=r,
+        )
+        self.tokens_failed = Counter(
+            p + "tokens_failed_total",
+            "Allowed token requests that produced no token.",
+            ["role", "kind"],
+            registry=r,
+        )
+        self.tokens_revoked = Counter(
+            p + "tokens_revoked_total", "Tokens revoked before their expiry.", ["role"], registry=r
+        )
+        self.issuance_duration = Histogram(
+            p + "issuance_duration_seconds",
+            "Time from an authenticated token request to its answer.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_requests = Counter(
+            p + "http_requests_total",
+            "HTTP requests on the API listener.",
+            ["route", "method", "status_class"],
+            registry=r,
+        )
+        self.http_request_duration = Histogram(
+            p + "http_request_duration_seconds",
+            "HTTP request latency on the API listener.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.kube_requests = Counter(
+            p + "kube_requests_total",
+            "Requests to Kubernetes API servers; code is the HTTP status or 'error' when none came back.",
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+        self.kube_request_duration = Histogram(
+            p + "kube_request_duration_seconds",
+            "Kubernetes API request latency.",
+            ["verb", "resource"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.audit_write_duration = Histogram(
+            p + "audit_write_duration_seconds",
+            "Audit store write latency (commit included).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.audit_write_failures = Counter(
+            p + "audit_write_failures_total", "Audit store writes that failed.", registry=r
+        )
+        self.jwks_refresh = Counter(
+            p + "jwks_refresh_total",
+            "JWKS fetches by source (a cluster or OIDC issuer name from the config) and outcome.",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.active_tokens = Gauge(
+            p + "active_tokens", "Issued tokens not yet expired nor revoked.", ["role"], registry=r
+        )
+        self.auth_failures = Counter(
+            p + "auth_failures_total", "Failed caller authentications.", ["method", "reason"], registry=r
+        )
+        self.rate_limited = Counter(
+            p + "rate_limited_total", "Requests refused by the per-caller rate limit (429).", registry=r
+        )
+        self.janitor_runs = Counter(
+            p + "janitor_runs_total", "Janitor sweeps by outcome.", ["outcome"], registry=r
+        )
+        self.janitor_deletions = Counter(
+            p + "janitor_deletions_total",
+            "Objects the janitor deleted (expired bound Secrets, ephemeral service accounts).",
+            ["resource"],
+            registry=r,
+        )
+        self.janitor_leader = Gauge(
+            p + "janitor_leader", "1 while this replica holds the janitor Lease, else 0.", registry=r
+        )
+        self.config_reloads = Counter(
+            p + "config_reloads_total", "Config reloads (SIGHUP) by outcome.", ["outcome"], registry=r
+        )
+        self.tls_certificate_expiry = Gauge(
+            p + "tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the broker's serving certificate and of its client CA, as a Unix time.",
+            ["certificate"],
+            registry=r,
+        )
+        self.build = Info(p + "build", "Version of the broker and of Python.", registry=r)
+        self.build.info({"version": __version__, "python": platform.python_version()})
+        self._roles_seen: set[str] = set()
+        # Series of small fixed vocabularies start at 0: rate() over a series born at its first increment misses
+        # that increment, and ratio alerts need the denominator's labels to exist.
+        for outcome in get_args(Outcome):
+            self.issuance_duration.labels(outcome)
+        for kind in _DENY_KINDS:
+            self.tokens_denied.labels(kind)
+        for run_outcome in _RUN_OUTCOMES:
+            self.janitor_runs.labels(run_outcome)
+            self.config_reloads.labels(run_outcome)
+
+    # -- issuance ---------------------------------------------------------------------------------------------
+
+    def token_issued(
+        self, role: str, namespace: str, namespace_patterns: Sequence[str], mode: Mode, seconds: float
+    ) -> None:
+        """A token left the broker. `namespace_patterns` are the role's namespaces (see namespace_label)."""
+        self.tokens_issued.labels(
+            role, namespace_label(namespace, namespace_patterns), _one_of(mode, _MODES)
+        ).inc()
+        self.issuance_duration.labels("issued").observe(seconds)
+
+    def token_denied(self, reason_kind: DenyKind, seconds: float) -> None:
+        self.tokens_denied.labels(_one_of(reason_kind, _DENY_KINDS)).inc()
+        self.issuance_duration.labels("denied").observe(seconds)
+
+    def token_failed(self, role: str, kind: FailKind, seconds: float) -> None:
+        self.tokens_failed.labels(role, _one_of(kind, _FAIL_KINDS)).inc()
+        self.issuance_duration.labels("failed").observe(seconds)
+
+    def token_revoked(self, role: str) -> None:
+        self.tokens_revoked.labels(role).inc()
+
+    def set_active_tokens(self, counts: Mapping[str, int]) -> None:
+        """Active tokens per role, as the audit store counts them. Roles missing from `counts` that were
+        reported before drop to 0 (their last token expired) rather than keep a stale value."""
+        for role in self._roles_seen - counts.keys():
+            self.active_tokens.labels(role).set(0)
+        for role, count in counts.items():
+            self.active_tokens.labels(role).set(count)
+        self._roles_seen |= counts.keys()
+
+    def declare_roles(self, roles: Iterable[str]) -> None:
+        """Start per-role series at 0 so rate() and absent-series alerts work before the first event."""
+        for role in roles:
+            self.tokens_revoked.labels(role)
+            if role not in self._roles_seen:
+                self.active_tokens.labels(role).set(0)
+                self._roles_seen.add(role)
+
+    # -- HTTP and Kubernetes ----------------------------------------------------------------------------------
+
+    def http_request(self, route: str | None, method: str, status: int, seconds: float) -> None:
+        """`route` is the router's template ("/v1/tokens/{token_id}"), None when no route matched."""
+        label = route or UNMATCHED_ROUTE
+        self.http_requests.labels(label, _one_of(method.upper(), _HTTP_METHODS), status_class(status)).inc()
+        self.http_request_duration.labels(label).observe(seconds)
+
+    def kube_request(self, verb: KubeVerb, resource: KubeResource, code: int | None, seconds: float) -> None:
+        """One API server round trip; `code` None when no HTTP response came back (timeout, reset)."""
+        verb_label = _one_of(verb, _KUBE_VERBS)
+        resource_label = _one_of(resource, _KUBE_RESOURCES)
+        code_label = str(code) if code is not None and 100 <= code <= 599 else "error"
+        self.kube_requests.labels(verb_label, resource_label, code_label).inc()
+        self.kube_request_duration.labels(verb_label, resource_label).observe(seconds)
+
+    # -- audit store ------------------------------------------------------------------------------------------
+
+    def audit_write(self, seconds: float) -> None:
+        self.audit_write_duration.observe(seconds)
+
+    def audit_write_failed(self) -> None:
+        self.audit_write_failures.inc()
+
+    @contextmanager
+    def time_audit_write(self) -> Iterator[None]:
+        """`with time_audit_write(): await store.write(...)` — observes the latency, counts an exception as a
+        failure and lets it propagate."""
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.audit_write_failures.inc()
+            raise
+        finally:
+            self.audit_write_duration.observe(time.perf_counter() - start)
+
+    # -- callers ----------------------------------------------------------------------------------------------
+
+    def auth_failure(self, method: AuthMethod, reason: AuthReason) -> None:
+        self.auth_failures.labels(_one_of(method, _AUTH_METHODS), _one_of(reason, _AUTH_REASONS)).inc()
+
+    def rate_limited_request(self) -> None:
+        self.rate_limited.inc()
+
+    def jwks_refreshed(self, source: str, outcome: JwksOutcome) -> None:
+        """`source` is a configured name (cluster or OIDC issuer), never a URL taken from a token."""
+        self.jwks_refresh.labels(source, _one_of(outcome, _JWKS_OUTCOMES)).inc()
+
+    # -- janitor ----------------------------------------------------------------------------------------------
+
+    def janitor_run(self, outcome: RunOutcome) -> None:
+        self.janitor_runs.labels(_one_of(outcome, _RUN_OUTCOMES)).inc()
+
+    def janitor_deleted(self, resource: JanitorResource, count: int = 1) -> None:
+        self.janitor_deletions.labels(_one_of(resource, _JANITOR_RESOURCES)).inc(count)
+
+    def set_janitor_leader(self, leader: bool) -> None:
+        self.janitor_leader.set(1 if leader else 0)
+
+    # -- process ----------------------------------------------------------------------------------------------
+
+    def config_reload(self, outcome: RunOutcome) -> None:
+        self.config_reloads.labels(_one_of(outcome, _RUN_OUTCOMES)).inc()
+
+    def set_tls_certificate_expiry(self, certificate: CertificateKind, not_after: datetime) -> None:
+        """`not_after` must be timezone-aware (cryptography's `not_valid_after_utc`)."""
+        self.tls_certificate_expiry.labels(_one_of(certificate, _CERTIFICATES)).set(not_after.timestamp())
+
+
+# The default registry: what the metrics listener serves.
+DEFAULT: Final = BrokerMetrics()
+
+token_issued = DEFAULT.token_issued
+token_denied = DEFAULT.token_denied
+token_failed = DEFAULT.token_failed
+token_revoked = DEFAULT.token_revoked
+set_active_tokens = DEFAULT.set_active_tokens
+declare_roles = DEFAULT.declare_roles
+http_request = DEFAULT.http_request
+kube_request = DEFAULT.kube_request
+audit_write = DEFAULT.audit_write
+audit_write_failed = DEFAULT.audit_write_failed
+time_audit_write = DEFAULT.time_audit_write
+auth_failure = DEFAULT.auth_failure
+rate_limited_request = DEFAULT.rate_limited_request
+jwks_refreshed = DEFAULT.jwks_refreshed
+janitor_run = DEFAULT.janitor_run
+janitor_deleted = DEFAULT.janitor_deleted
+set_janitor_leader = DEFAULT.set_janitor_leader
+config_reload = DEFAULT.config_reload
+set_tls_certificate_expiry = DEFAULT.set_tls_certificate_expiry
+
+
+def metric_names(metrics: BrokerMetrics = DEFAULT) -> frozenset[str]:
+    """Every metric family name this module declares, as Prometheus sees it (for dashboard/alert checks)."""
+    names: set[str] = set()
+    for value in vars(metrics).values():
+        if isinstance(value, Counter | Gauge | Histogram | Info):
+            for family in value.describe():
+                suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+                names.add(family.name + suffix)
+    return frozenset(names)

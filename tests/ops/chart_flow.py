@@ -1,0 +1,219 @@
+"""A broker deployed the way the chart deploys it, on the simulator: the chart's ServiceAccount, RBAC and
+config.toml, with the broker running as that service account (a kubeconfig holding its token, as a pod's
+projected token would). What differs from a pod: loopback listeners and files under a temporary directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import subprocess
+import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from ops_tools import NAMESPACE, only, render
+
+from broker.app import Broker
+from broker.config import BrokerConfig
+from broker.pki import CertificateAuthority, write_private
+from broker.testing.kubesim import KubeSim
+
+KUBECTL = "/usr/bin/kubectl"
+WORK = "work"  # where tokens are issued
+TEAM = {"team": "platform"}
+VALUES: dict[str, Any] = {
+    "grafanaDashboard": {"enabled": False},
+    "config": {
+        "roles": [
+            {
+                "name": "deployer",
+                "service_account": "deployer",
+                "namespaces": [WORK, "ci-*"],
+                "default_ttl": "15m",
+                "revocable": True,
+            },
+            {
+                "name": "reader",
+                "service_account": "reader",
+                "namespaces": [WORK],
+                "namespace_selector": "team=platform",
+                "default_ttl": "10m",
+                "max_ttl": "30m",
+            },
+            {
+                "name": "legacy-robot",
+                "service_account": "legacy-robot",
+                "namespaces": [WORK],
+                "mode": "legacy-secret",
+            },
+        ],
+        "grants": [
+            {"name": "ci", "groups": ["ci"], "roles": ["*"]},
+            # examples/in-cluster: an agent pod's own service account, checked with a TokenReview
+            {
+                "name": "in-cluster-agents",
+                "users": ["system:serviceaccount:ci:build-agent"],
+                "roles": ["deployer"],
+                "namespaces": [WORK],
+            },
+        ],
+        "auth": {"kubernetes": {"enabled": True, "audiences": ["token-broker"]}},
+    },
+}
+
+
+@dataclass
+class Flow:
+    sim: KubeSim
+    broker: Broker | None  # None while the cluster is being set up
+    admin: ssl.SSLContext
+    caller: ssl.SSLContext
+    tmp: Path
+
+    @property
+    def broker_url(self) -> str:
+        assert self.broker is not None and self.broker.listeners is not None
+        return self.broker.listeners.api_url
+
+    async def admin_request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return await admin_request(self.sim, self.admin, method, path, body)
+
+    async def create(self, obj: dict[str, Any]) -> None:
+        status, answer = await self.admin_request("POST", collection_path(obj), obj)
+        assert status == 201, answer
+
+    async def service_account_token(
+        self, namespace: str, name: str, audiences: list[str] | None = None
+    ) -> str:
+        spec: dict[str, Any] = {"expirationSeconds": 3600}
+        if audiences:
+            spec["audiences"] = audiences
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
+        status, answer = await self.admin_request("POST", path, body)
+        assert status == 201, answer
+        return str(answer["status"]["token"])
+
+    async def issue(self, role: str) -> tuple[int, dict[str, Any]]:
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+            session.post(
+                self.broker_url + "/v1/tokens", json={"role": role, "namespace": WORK}, ssl=self.caller
+            ) as resp,
+        ):
+            return resp.status, await resp.json(content_type=None)
+
+    async def whoami(self, kubeconfig: Path) -> str:
+        result = await run_off_loop(
+            [KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json"], self.tmp
+        )
+        assert result.returncode == 0, result.stderr
+        return str(json.loads(result.stdout)["status"]["userInfo"]["username"])
+
+    async def token_whoami(self, token: str) -> str:
+        return await self.whoami(self.sim.write_kubeconfig(self.tmp / "issued.kubeconfig", token=token))
+
+
+async def run_off_loop(
+    args: list[str], home: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command run in a thread, so the in-process simulator and broker keep answering it."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        args,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin", **(env or {})},
+        check=False,
+    )
+
+
+def namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
+
+
+def chart_objects() -> list[dict[str, Any]]:
+    docs = [d for docs in render(VALUES).values() for d in docs]
+    wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    return [d for d in docs if d["kind"] in wanted]
+
+
+def broker_config(tmp: Path, kubeconfig: Path) -> BrokerConfig:
+    """The chart's own config.toml with what differs outside a pod: loopback listeners, files under tmp, and the
+    cluster reached through a kubeconfig holding the chart service account's token instead of in_cluster."""
+    docs = [d for docs in render(VALUES).values() for d in docs]
+    (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and "config.toml" in d["data"]]
+    data = tomllib.loads(configmap["data"]["config.toml"])
+    (cluster,) = data["clusters"]
+    assert cluster == {"name": "in-cluster", "in_cluster": True}
+    data["clusters"] = [{"name": "in-cluster", "kubeconfig": str(kubeconfig), "request_timeout_seconds": 5}]
+    server_ca = CertificateAuthority.generate("ops test server CA")
+    serving = server_ca.issue_server_cert(["127.0.0.1"])
+    client_ca = CertificateAuthority.generate("ops test client CA")
+    for name, pem in (("server-ca.crt", server_ca.cert_pem), ("tls.crt", serving.cert_pem)):
+        (tmp / name).write_bytes(pem)
+    write_private(tmp / "tls.key", serving.key_pem)
+    (tmp / "client-ca.crt").write_bytes(client_ca.cert_pem)
+    caller = client_ca.issue_client_cert("jenkins", ["ci"], days=1)
+    (tmp / "caller.crt").write_bytes(caller.cert_pem)
+    write_private(tmp / "caller.key", caller.key_pem)
+    data["audit"]["sqlite_path"] = str(tmp / "audit.sqlite3")
+    if "audit" not in BrokerConfig.model_fields:
+        del data["audit"]  # until broker.config takes in the [audit] section of broker/audit/settings.py
+    data["server"].update(
+        listen="127.0.0.1:0",
+        metrics_listen="127.0.0.1:0",
+        tls_cert=str(tmp / "tls.crt"),
+        tls_key=str(tmp / "tls.key"),
+        client_ca=str(tmp / "client-ca.crt"),
+    )
+    return BrokerConfig.model_validate(data, context={"base_dir": tmp})
+
+
+async def admin_request(
+    sim: KubeSim, admin: ssl.SSLContext, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+        session.request(method, sim.url + path, json=body, ssl=admin) as resp,
+    ):
+        return resp.status, await resp.json(content_type=None)
+
+
+@asynccontextmanager
+async def running_flow(tmp: Path, objects: list[dict[str, Any]]) -> AsyncIterator[Flow]:
+    """A simulator holding the chart's RBAC objects, and a broker running as the chart's service account."""
+    async with KubeSim(state_dir=tmp / "sim") as sim:
+        admin = sim.client_ssl_context(sim.client_cert("admin", ["system:masters"]))
+        setup = Flow(sim, None, admin, ssl.create_default_context(), tmp)
+        for obj in (namespace(NAMESPACE), namespace(WORK, TEAM), *objects):
+            await setup.create(obj)
+        sa = only(objects, "ServiceAccount")["metadata"]
+        token = await setup.service_account_token(sa["namespace"], sa["name"])
+        config = broker_config(tmp, sim.write_kubeconfig(tmp / "broker.kubeconfig", token=token))
+        caller = ssl.create_default_context(cafile=str(tmp / "server-ca.crt"))
+        caller.load_cert_chain(str(tmp / "caller.crt"), str(tmp / "caller.key"))
+        async with Broker(tmp / "config.toml", config=config) as broker:
+            yield Flow(sim, broker, admin, caller, tmp)
+
+
+def collection_path(obj: dict[str, Any]) -> str:
+    plural = {
+        "Namespace": "namespaces",
+        "ServiceAccount": "serviceaccounts",
+        "ClusterRole": "clusterroles",
+        "ClusterRoleBinding": "clusterrolebindings",
+        "Role": "roles",
+        "RoleBinding": "rolebindings",
+    }[obj["kind"]]
+    prefix = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
+    namespace = obj["metadata"].get("namespace")
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
