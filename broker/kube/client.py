@@ -59,6 +59,18 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAME_SUFFIX = 10
 
 
+class LeaseConflict(Exception):
+    """A Lease write lost a race: 409 Conflict (stale resourceVersion) or AlreadyExists on create.
+
+    Not a BrokerError: for leader election it is an answer ("someone else wrote first"), not a failure.
+    """
+
+    def __init__(self, namespace: str, name: str, message: str) -> None:
+        super().__init__(f'lease "{namespace}/{name}": {message}')
+        self.namespace = namespace
+        self.name = name
+
+
 def parse_warnings(values: Iterable[str]) -> tuple[str, ...]:
     """Texts of `Warning` headers, e.g. `299 - "requested expiration of 7200 seconds shortened to 3600 seconds"`."""
     out: list[str] = []
@@ -688,6 +700,129 @@ class ClusterClient:
         if not isinstance(resp.body.get("keys"), list):
             raise upstream_refused(f"cannot {action}: the answer is not a JSON Web Key Set")
         return resp.body, parse_max_age(resp.headers.get("Cache-Control"))
+
+    # -- clean-up: Secrets by label, service accounts (the janitor) -------------------------------------------
+    async def delete_secrets_labelled(self, namespace: str, label_selector: str) -> int:
+        """Delete every Secret in `namespace` matching `label_selector`, each with its uid as precondition
+        (a Secret re-created under the same name meanwhile is not ours to delete). Returns how many this call
+        deleted; 0 when none matched or all were already gone. Failures → BrokerError (nothing is hidden: a
+        caller that must be sure they are gone retries later)."""
+        _check_namespace(namespace)
+        action = f'list secrets in namespace "{namespace}"'
+        try:
+            listed = await self._call(
+                "GET", f"/api/v1/namespaces/{namespace}/secrets", params={"labelSelector": label_selector}
+            )
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return 0  # the namespace is gone, and its Secrets with it
+            raise self._error(exc, action) from None
+        except KubeTransportError as exc:
+            raise self._error(exc, action) from None
+        items = listed.body.get("items")
+        deleted = 0
+        for item in items if isinstance(items, list) else []:
+            meta = _meta(item) if isinstance(item, dict) else {}
+            name, uid = meta.get("name"), meta.get("uid")
+            if (
+                isinstance(name, str)
+                and name
+                and await self.delete_secret(namespace, name, uid=uid if isinstance(uid, str) else None)
+            ):
+                deleted += 1
+        return deleted
+
+    async def get_service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ServiceAccount object as JSON, or None when it does not exist."""
+        _check_namespace(namespace)
+        _check_name("service account", name)
+        try:
+            return (await self._call("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")).body
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise self._error(exc, f'read service account "{namespace}/{name}"') from None
+        except KubeTransportError as exc:
+            raise self._error(exc, f'read service account "{namespace}/{name}"') from None
+
+    async def delete_service_account(self, namespace: str, name: str, *, uid: str | None = None) -> bool:
+        """Delete a ServiceAccount (uid precondition when given); True when this call deleted it.
+
+        404 → False (already gone); 409 with a uid → False (the name now belongs to another account). Every
+        token of the account stops working: the API server checks the account's name and uid on each request.
+        The cached reference is dropped either way, so the next issuance re-creates the account.
+        """
+        _check_namespace(namespace)
+        _check_name("service account", name)
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+        }
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        action = f'delete service account "{namespace}/{name}"'
+        try:
+            await self._call("DELETE", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}", body=body)
+        except KubeApiError as exc:
+            if exc.status == 404 or (exc.status == 409 and uid):
+                return False
+            raise self._error(exc, action) from None
+        except KubeTransportError as exc:
+            raise self._error(exc, action) from None
+        finally:
+            self.forget_service_account(namespace, name)
+        return True
+
+    # -- coordination.k8s.io Leases (leader election) ----------------------------------------------------------
+    # Never retried here: the elector's loop is the retry, and a blind repeat of a write whose answer was lost
+    # would meet its own new resourceVersion as a 409 and report a race that did not happen.
+    @staticmethod
+    def _leases(namespace: str) -> str:
+        _check_namespace(namespace)
+        return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Lease as JSON, or None when it does not exist. One attempt, within the request timeout."""
+        _check_name("lease", name)
+        path = f"{self._leases(namespace)}/{name}"
+        try:
+            return (await self._call("GET", path, retry=False)).body
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise self._error(exc, f'read lease "{namespace}/{name}"') from None
+        except KubeTransportError as exc:
+            raise self._error(exc, f'read lease "{namespace}/{name}"') from None
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a new Lease. 409 AlreadyExists (another replica created it first) → LeaseConflict."""
+        name = str(_meta(body).get("name", ""))
+        _check_name("lease", name)
+        try:
+            return (await self._call("POST", self._leases(namespace), body=body, retry=False)).body
+        except KubeApiError as exc:
+            if exc.status == 409:
+                raise LeaseConflict(namespace, name, exc.message) from None
+            raise self._error(exc, f'create lease "{namespace}/{name}"') from None
+        except KubeTransportError as exc:
+            raise self._error(exc, f'create lease "{namespace}/{name}"') from None
+
+    async def update_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT the Lease. `body.metadata.resourceVersion` is required: the write succeeds only if nobody
+        changed the Lease since it was read (optimistic concurrency); otherwise 409 → LeaseConflict."""
+        _check_name("lease", name)
+        if not _meta(body).get("resourceVersion"):
+            raise ValueError("a lease update must carry metadata.resourceVersion (optimistic concurrency)")
+        path = f"{self._leases(namespace)}/{name}"
+        try:
+            return (await self._call("PUT", path, body=body, retry=False)).body
+        except KubeApiError as exc:
+            if exc.status == 409:
+                raise LeaseConflict(namespace, name, exc.message) from None
+            raise self._error(exc, f'update lease "{namespace}/{name}"') from None
+        except KubeTransportError as exc:
+            raise self._error(exc, f'update lease "{namespace}/{name}"') from None
 
     # -- generic reads (tests, diagnostics) ------------------------------------------------------------------
     async def get_json(self, path: str) -> dict[str, Any]:
