@@ -7,13 +7,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from broker import metrics
+from broker.audit import AuditStore, open_store
+from broker.audit.records import utc_now
 from broker.callers.api_key import ApiKeyAuthenticator
 from broker.callers.base import Authenticator
 from broker.callers.chain import AuthenticatorChain
@@ -22,13 +27,17 @@ from broker.callers.kubernetes import TokenReviewAuthenticator, TokenReviewer
 from broker.callers.mtls import MtlsAuthenticator
 from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings, issuer_ssl_context
 from broker.config import BrokerConfig, ConfigError, load_config, split_host_port
+from broker.errors import BrokerError
 from broker.http.access_log import RedactingAccessLogger
 from broker.http.limits import CallerRateLimits
 from broker.http.routes import build_http_app
 from broker.http.tls import server_ssl_context
 from broker.issuer import ClusterHandle, Issuer
+from broker.janitor import Janitor, SweepResult
 from broker.kube.client import ClusterClient
 from broker.kube.verify import ClusterTokenVerifier
+from broker.leader import LeaseElector, default_identity
+from broker.operations import Operations
 from broker.policy import Policy
 from broker.tls_reload import ReloadingServerTLS
 
@@ -113,6 +122,10 @@ class Broker:
         self._clusters: dict[str, ClusterHandle] = {}
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.store: AuditStore | None = None
+        self.janitor: Janitor | None = None
+        self.elector: LeaseElector | None = None
         self.tls: ReloadingServerTLS | None = None
         self.listeners: Listeners | None = None
 
@@ -128,6 +141,7 @@ class Broker:
             authenticators = authenticators_from(fresh, lambda: self._clusters)
         except (ConfigError, ValueError) as exc:
             log.error("config reload refused; keeping the running config: %s", exc)
+            metrics.config_reload("failure")
             return False
         if fresh.clusters != self.config.clusters or fresh.server != self.config.server:
             log.warning("config reload: [server] and [[clusters]] changes take effect only after a restart")
@@ -135,24 +149,75 @@ class Broker:
         self._policy = policy
         self._chain.replace(authenticators)
         self.config = fresh
+        metrics.config_reload("success")
+        metrics.declare_roles(r.name for r in fresh.roles)
         log.info("config reloaded", extra={"roles": len(fresh.roles), "grants": len(fresh.grants)})
         return True
 
     async def start(self) -> Listeners:
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> Listeners:
         server = self.config.server
+        # fail closed: without an audit store nothing may be issued, so a broker that cannot open one does
+        # not start (migrations run here)
+        self.store = open_store(self.config.audit)
+        await self.store.open()
+        self._closers.append(self.store.close)
         self._clusters = await connect_clusters(self.config)
-        issuer = Issuer(lambda: self._policy, self._clusters)
+        settings = self.config.janitor
+        if settings.enabled:
+            self.elector = LeaseElector(
+                self._clusters[self.config.janitor_cluster].client,
+                namespace=settings.lease_namespace,
+                name=settings.lease_name,
+                identity=default_identity(),
+                lease_duration=settings.lease_duration_seconds,
+                renew_deadline=settings.renew_deadline_seconds,
+                retry_period=settings.retry_period_seconds,
+                on_change=metrics.set_janitor_leader,
+            )
+        self.janitor = Janitor(
+            self.store,
+            lambda: {name: handle.client for name, handle in self._clusters.items()},
+            self.elector,
+            interval=self.config.janitor.interval_seconds,
+            roles=lambda: {role.name: role for role in self.config.roles},
+            on_sweep=_sweep_metrics,
+        )
+        # no token may stay valid without a completed record: every replica, before it serves, resolves the
+        # pending records a crash left (their bound Secrets are deleted, the records marked aborted)
+        repaired = await self.janitor.repair_pending(
+            utc_now() - timedelta(seconds=self.config.janitor.repair_after_seconds)
+        )
+        if repaired:
+            log.warning("repaired interrupted issuances", extra={"count": repaired})
+        issuer = Issuer(
+            lambda: self._policy, self._clusters, self.store, early_revocation=self.config.janitor.enabled
+        )
+        operations = Operations(self.store, self._clusters, lambda: self.config.auth.operator_groups)
         app = build_http_app(
             authenticator=self._chain,
             issuer=issuer,
+            operations=operations,
             max_body_bytes=server.max_body_bytes,
-            rate_limits=CallerRateLimits(lambda: self._policy),
+            rate_limits=CallerRateLimits(
+                lambda: self._policy, on_limited=lambda _method, _user, _scope: metrics.rate_limited_request()
+            ),
         )
 
         tls_files = [server.tls_cert, server.tls_key] + ([server.client_ca] if server.client_ca else [])
         self.tls = ReloadingServerTLS(
-            tls_files, lambda: server_ssl_context(server.tls_cert, server.tls_key, server.client_ca)
+            tls_files,
+            lambda: server_ssl_context(server.tls_cert, server.tls_key, server.client_ca),
+            on_reload=lambda: publish_tls_expiry(server.tls_cert, server.client_ca),
         )
+        publish_tls_expiry(server.tls_cert, server.client_ca)
+        metrics.declare_roles(r.name for r in self.config.roles)
         api_runner = web.AppRunner(
             app, access_log_class=RedactingAccessLogger, shutdown_timeout=server.shutdown_grace_seconds
         )
@@ -172,6 +237,7 @@ class Broker:
         await metrics_site.start()
 
         self._tasks.append(asyncio.create_task(self.tls.watch(server.tls_reload_interval_seconds)))
+        await self._start_janitor()
         self.listeners = Listeners(
             api_url=f"https://{_bound(api_runner, host)}",
             metrics_url=f"http://{_bound(metrics_runner, mhost)}",
@@ -181,19 +247,33 @@ class Broker:
         )
         return self.listeners
 
+    async def _start_janitor(self) -> None:
+        if self.elector is None or self.janitor is None:
+            return  # [janitor] enabled = false: no sweeps here (and the issuer refuses TTLs below 600 s)
+        self._tasks.append(asyncio.create_task(self.elector.run()))
+        self._tasks.append(asyncio.create_task(self.janitor.run()))
+
     async def stop(self) -> None:
-        for task in self._tasks:
+        # the janitor's loop stops before the elector's, and the Lease is released last so a successor
+        # takes over at once instead of waiting out the lease duration
+        for task in reversed(self._tasks):
             task.cancel()
-        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.elector is not None:
+            with contextlib.suppress(BrokerError):
+                await self.elector.release()
+            self.elector = None
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
         for handle in self._clusters.values():
             await handle.client.close()
         self._clusters.clear()
+        for close in reversed(self._closers):
+            await close()
+        self._closers.clear()
 
     async def __aenter__(self) -> Broker:
         await self.start()
@@ -201,6 +281,32 @@ class Broker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _sweep_metrics(result: SweepResult) -> None:
+    if not result.leader:
+        return
+    metrics.janitor_run("failure" if result.failed else "success")
+    if result.deleted_secrets:
+        metrics.janitor_deleted("secrets", result.deleted_secrets)
+    if result.deleted_service_accounts:
+        metrics.janitor_deleted("serviceaccounts", result.deleted_service_accounts)
+
+
+def publish_tls_expiry(cert_file: Path, client_ca: Path | None) -> None:
+    """notAfter of the serving certificate and the client CA, for the "certificate expiring soon" alert."""
+    files: tuple[tuple[metrics.CertificateKind, Path | None], ...] = (
+        ("server", cert_file),
+        ("client_ca", client_ca),
+    )
+    for kind, path in files:
+        if path is None:
+            continue
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except (OSError, ValueError):
+            continue  # the TLS layer reports unreadable files; the gauge keeps its last value
+        metrics.set_tls_certificate_expiry(kind, cert.not_valid_after_utc)
 
 
 def _bound(runner: web.AppRunner, host: str) -> str:

@@ -71,8 +71,9 @@ def kube_sim(
 
 def _register_broker_commands() -> None:
     from broker.commands import COMMANDS
+    from broker.commands_ops import COMMANDS as OPS_COMMANDS
 
-    for command in COMMANDS:
+    for command in [*COMMANDS, *OPS_COMMANDS]:
         main.add_command(command)
 
 

@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .audit.settings import AuditSettings
 from .durations import format_duration, parse_duration
 from .labelselector import parse_label_selector
 from .names import (
@@ -359,6 +360,9 @@ class RoleConfig(_Model):
     mode: Mode = "token-request"
     # Bind each token to a Secret the broker deletes to revoke it (and to end tokens shorter than 10 minutes)
     revocable: StrictBool = False
+    # A service account the broker created on demand for this role is deleted by the janitor once the last
+    # token issued for it has expired (needs create_service_account).
+    ephemeral_service_account: StrictBool = False
     description: StrictStr = ""
 
     @property
@@ -489,6 +493,9 @@ class KubernetesAuthConfig(_Model):
 
 
 class AuthConfig(_Model):
+    # Callers in one of these groups may list every issuance and audit event and revoke anyone's token; every
+    # other caller sees and revokes only its own.
+    operator_groups: tuple[Principal, ...] = ("token-broker:operators",)
     mtls: MtlsConfig = Field(default_factory=MtlsConfig)
     api_keys: tuple[ApiKeyConfig, ...] = ()
     oidc: tuple[OidcIssuerConfig, ...] = ()
@@ -530,6 +537,8 @@ def _fill_defaults(data: dict[str, Any]) -> dict[str, Any]:
         mtls = auth.get("mtls", {})
         if isinstance(mtls, dict) and "enabled" not in mtls:
             data["auth"] = {**auth, "mtls": {**mtls, "enabled": server.get("client_ca") is not None}}
+    # validated like a written section, so its default relative paths resolve against the config file too
+    data.setdefault("audit", {})
     return data
 
 
@@ -541,12 +550,49 @@ def _with_default(item: Any, key: str, value: str) -> Any:
     return item
 
 
+class JanitorConfig(_Model):
+    """Expiry sweeps and early revocation; one replica at a time, elected through a coordination.k8s.io Lease."""
+
+    enabled: StrictBool = True
+    # how often the leader looks for bound Secrets past expiry / revoke-at
+    interval_seconds: PositiveFloat = 10.0
+    # the cluster holding the Lease (optional when exactly one cluster is configured)
+    cluster: Name | None = None
+    lease_namespace: Name = "default"
+    lease_name: Name = "kube-token-broker-janitor"
+    # client-go leaderelection defaults
+    lease_duration_seconds: PositiveFloat = 15.0
+    renew_deadline_seconds: PositiveFloat = 10.0
+    retry_period_seconds: PositiveFloat = 2.0
+    # pending records older than this are repaired (their bound Secret deleted, the record aborted) at start-up
+    repair_after_seconds: NonNegativeFloat = 60.0
+
+    @model_validator(mode="after")
+    def _timings(self) -> JanitorConfig:
+        problems: list[tuple[str, str]] = []
+        if not self.retry_period_seconds < self.renew_deadline_seconds < self.lease_duration_seconds:
+            problems.append(
+                (
+                    "renew_deadline_seconds",
+                    "need retry_period_seconds < renew_deadline_seconds < lease_duration_seconds",
+                )
+            )
+        _raise_problems(problems)
+        return self
+
+
 class BrokerConfig(_Model):
     server: ServerConfig
     clusters: Annotated[tuple[ClusterConfig, ...], Field(min_length=1)]
     roles: tuple[RoleConfig, ...] = ()
     grants: tuple[GrantConfig, ...] = ()
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    janitor: JanitorConfig = Field(default_factory=JanitorConfig)
+
+    @property
+    def janitor_cluster(self) -> str:
+        return self.janitor.cluster or self.clusters[0].name
 
     def cluster(self, name: str) -> ClusterConfig | None:
         return next((c for c in self.clusters if c.name == name), None)
@@ -624,6 +670,18 @@ class BrokerConfig(_Model):
                     problems.append(
                         (f"grants[{i}].claims", "bound claims apply only to OIDC callers; add [[auth.oidc]]")
                     )
+
+        for i, role in enumerate(self.roles):
+            if role.ephemeral_service_account and not role.create_service_account:
+                problems.append(
+                    (
+                        f"roles[{i}].ephemeral_service_account",
+                        "only an account the broker creates (create_service_account = true) can be ephemeral",
+                    )
+                )
+        janitor_cluster = self.janitor.cluster
+        if janitor_cluster is not None and janitor_cluster not in cluster_names:
+            problems.append(("janitor.cluster", f"unknown cluster {janitor_cluster!r}"))
 
         if self.auth.mtls.enabled and self.server.client_ca is None:
             problems.append(("auth.mtls.enabled", "mTLS needs server.client_ca"))

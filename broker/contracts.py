@@ -6,11 +6,13 @@ neither imports the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from broker.audit.records import AuditRecord
+from broker.audit.store import AuditFilter, Page
 from broker.identity import Caller
 
 
@@ -28,6 +30,8 @@ class IssueRequest:
     context: Mapping[str, str]
     source_address: str
     user_agent: str
+    # the HTTP request id, so an audit record can be matched with the access log
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,4 +88,65 @@ class IssuerPort(Protocol):
 
     async def ready(self) -> list[str]:
         """Names of failing dependencies; an empty list means ready."""
+        ...
+
+
+# -- the operators' side of the audit trail (broker.operations implements it) ------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """One listing request (GET /v1/tokens, GET /v1/audit) as asked; the caller's visibility applies on top."""
+
+    filter: AuditFilter = field(default_factory=AuditFilter)
+    cursor: str | None = None
+    # rows per page, 1..broker.audit.MAX_PAGE
+    limit: int = 50
+    # a JWT id, as a Kubernetes audit event names it (credential-id "JTI=<jti>"): the issuance with that jti
+    # (tokens), or that issuance's history (events)
+    jti: str | None = None
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """The answer to "what is this token?". `record` None: nothing the caller may learn (`{"active": false}`)."""
+
+    active: bool
+    record: AuditRecord | None = None
+    # the verified claims (None when the signature did not verify)
+    claims: Mapping[str, Any] | None = field(default=None, repr=False)
+    # why not active: "expired", "revoked", "the signature does not verify", ...
+    reason: str = ""
+
+
+class OperationsPort(Protocol):
+    """Listing, revoking and introspecting issued tokens. Records the caller may not see are absent."""
+
+    async def list_tokens(self, caller: Caller, query: RecordQuery) -> Page:
+        """One page of issuances, newest first. BrokerError 400 for a bad cursor, 503 store unavailable."""
+        ...
+
+    async def list_events(self, caller: Caller, query: RecordQuery) -> Page:
+        """One page of the event log (issued, denied, failed, aborted, revoked, expired), newest first."""
+        ...
+
+    def export_tokens(
+        self, caller: Caller, query: RecordQuery, max_records: int
+    ) -> AsyncIterator[AuditRecord]:
+        """Every matching issuance from `query.cursor` on, at most `max_records` (query.limit is ignored)."""
+        ...
+
+    def export_events(
+        self, caller: Caller, query: RecordQuery, max_records: int
+    ) -> AsyncIterator[AuditRecord]:
+        """Every matching event from `query.cursor` on, at most `max_records`."""
+        ...
+
+    async def revoke(self, caller: Caller, token_id: str, reason: str = "") -> AuditRecord | None:
+        """The `revoked` event, or None when the token was already dead. BrokerError 404 (unknown or not
+        the caller's), 409 (not revocable, not issued), 502/503 (the API server did not delete the Secret)."""
+        ...
+
+    async def introspect(self, caller: Caller, token: str) -> Introspection:
+        """RFC 7662-like; never raises for a token that is not ours (503 only when keys are unreachable)."""
         ...

@@ -152,8 +152,11 @@ class DemoStack:
         metrics_port: int = 9090,
         sim_port: int = 6443,
         sim_options: SimOptions | None = None,
+        extra_config: str = "",
     ) -> None:
         self.paths = DemoPaths(root.resolve())
+        # TOML appended to the generated config (tests shorten the janitor's interval this way)
+        self._extra_config = extra_config
         self._ports = (api_port, metrics_port, sim_port)
         self.sim = KubeSim(
             options=sim_options,
@@ -210,7 +213,7 @@ class DemoStack:
                     "/api/v1/namespaces",
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}},
                 ),
-                (f"{rbac}/clusterroles", broker_cluster_role(BROKER_USER, cfg.roles)),
+                (f"{rbac}/clusterroles", broker_cluster_role(BROKER_USER, cfg.roles, janitor_leases=True)),
                 (
                     f"{rbac}/clusterrolebindings",
                     cluster_role_binding(BROKER_USER, BROKER_USER, {"kind": "User", "name": BROKER_USER}),
@@ -254,6 +257,7 @@ class DemoStack:
                     kubeconfig=p.broker_kubeconfig,
                     namespace=DEMO_NAMESPACE,
                 )
+                + self._extra_config
             )
             await self._grant_broker_rbac()
             self.make_caller(*DEMO_CALLER)

@@ -1,19 +1,28 @@
 """The issuance use case: the only place that orders the steps of handing out a token.
 
-policy → ensure the service account → (revocable) a Secret to bind to → TokenRequest → verify → hand over.
-Every failure after the binding Secret exists deletes it again, so a refused or failed issuance leaves no
-object behind that could make a token valid.
+policy → write-ahead audit record → ensure the service account → (revocable) a Secret to bind to →
+TokenRequest → verify → complete the audit record → hand over.
+
+No record, no token: the pending record is committed before anything is created in the cluster, and a token is
+returned only after its record says `issued`. Every failure after the binding Secret exists deletes it again, so
+a refused or failed issuance leaves no object behind that could make a token valid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
+from broker import metrics
+from broker.audit.records import AuditRecord, SecretBinding
+from broker.audit.store import AuditStore
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.errors import BrokerError, unprocessable
 from broker.identity import Caller
@@ -23,6 +32,7 @@ from broker.kube.verify import ClusterTokenVerifier
 from broker.policy import Grant, Policy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kube-token-broker"}
 ROLE_LABEL = "token-broker.io/role"
@@ -46,8 +56,26 @@ class ClusterHandle:
     ca_pem: bytes | None
 
 
+@dataclass(frozen=True)
+class _Minted:
+    """A verified token not yet handed over."""
+
+    token: str
+    jti: str | None
+    issued_at: datetime
+    expires_at: datetime | None
+    audiences: tuple[str, ...]
+    secret: SecretRef | None
+    ttl_granted: int | None
+    warnings: tuple[str, ...]
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Issuer:
@@ -57,13 +85,20 @@ class Issuer:
         self,
         policy: Callable[[], Policy],
         clusters: Mapping[str, ClusterHandle],
+        store: AuditStore,
         *,
+        early_revocation: bool = True,
         legacy_wait_seconds: float = LEGACY_WAIT_SECONDS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         # a callable, not a Policy: SIGHUP swaps the policy and each issuance reads one snapshot
         self._policy = policy
         self._clusters = clusters
+        self._store = store
+        # whether a janitor runs that deletes bound Secrets at revoke-at (TTLs below the 600 s floor)
+        self._early_revocation = early_revocation
         self._legacy_wait = legacy_wait_seconds
+        self._clock = clock
 
     # -- IssuerPort -------------------------------------------------------------------------------------------
     def usable_roles(self, caller: Caller) -> list[RoleInfo]:
@@ -85,30 +120,180 @@ class Issuer:
         ]
 
     async def ready(self) -> list[str]:
-        async def probe(handle: ClusterHandle) -> str | None:
+        async def probe_cluster(handle: ClusterHandle) -> str | None:
             try:
                 await handle.client.ping()
             except BrokerError:
                 return f"cluster {handle.name}"
             return None
 
-        results = await asyncio.gather(*(probe(h) for h in self._clusters.values()))
+        async def probe_store() -> str | None:
+            try:
+                await self._store.ping()
+            except BrokerError:
+                return "audit store"
+            return None
+
+        results = await asyncio.gather(probe_store(), *(probe_cluster(h) for h in self._clusters.values()))
         return [r for r in results if r]
 
     async def issue(self, caller: Caller, req: IssueRequest) -> IssuedToken:
-        policy = self._policy()
-        grant = await self._decide(policy, caller, req)
+        started = time.perf_counter()
+        try:
+            issued = await self._issue(caller, req)
+        except BrokerError as exc:
+            elapsed = time.perf_counter() - started
+            if exc.status in (403, 422):
+                metrics.token_denied(deny_kind(exc), elapsed)
+            else:
+                metrics.token_failed(req.role, fail_kind(exc), elapsed)
+            raise
+        except BaseException:
+            metrics.token_failed(req.role, "internal", time.perf_counter() - started)
+            raise
+        role = self._policy().role(issued.role)
+        metrics.token_issued(
+            issued.role,
+            issued.namespace,
+            role.namespaces if role else (),
+            role.mode if role else "token-request",
+            time.perf_counter() - started,
+        )
+        return issued
+
+    async def _issue(self, caller: Caller, req: IssueRequest) -> IssuedToken:
+        try:
+            grant = await self._decide(self._policy(), caller, req)
+            if grant.revoke_after_seconds is not None and not self._early_revocation:
+                raise unprocessable(
+                    f"ttl {grant.revoke_after_seconds}s is below the Kubernetes minimum of 600s; early "
+                    "revocation needs the janitor, which is disabled ([janitor] enabled = false)"
+                )
+        except BrokerError as exc:
+            if exc.status in (403, 422):
+                await self._record_denial(caller, req, exc)
+            raise
         cluster = self._clusters[grant.role.cluster_name]
-        if grant.role.mode == "legacy-secret":
-            return await self._issue_legacy(cluster, caller, grant)
-        if grant.revoke_after_seconds is not None:
-            # Honouring a TTL below Kubernetes' 600 s floor needs the janitor to delete the bound Secret on
-            # time; until it exists, refusing is the honest answer (a 10-minute token is not a 2-minute one).
-            raise unprocessable(
-                f"ttl {grant.revoke_after_seconds}s is below the Kubernetes minimum of 600s; "
-                "early revocation for short tokens is not available yet"
+        token_id = str(uuid.uuid4())
+        # write-ahead: if this cannot be committed (503), nothing has been created yet
+        await _audited(self._store.begin_issuance(self._pending(token_id, caller, req, grant)))
+        try:
+            if grant.role.mode == "legacy-secret":
+                minted = await self._mint_legacy(cluster, caller, grant)
+            else:
+                minted = await self._mint_bound(cluster, caller, grant, token_id)
+        except BrokerError as exc:
+            await self._record_failure(token_id, exc.reason or exc.detail, exc.status)
+            raise
+        except BaseException as exc:
+            await self._record_failure(token_id, f"unexpected {type(exc).__name__}", 500)
+            raise
+        revoke_at = (
+            minted.issued_at + timedelta(seconds=grant.revoke_after_seconds)
+            if grant.revoke_after_seconds is not None
+            else None
+        )
+        try:
+            await _audited(
+                self._store.complete_issuance(
+                    token_id,
+                    jti=minted.jti,
+                    token_sha256=token_sha256(minted.token),
+                    issued_at=minted.issued_at,
+                    expires_at=minted.expires_at,
+                    revoke_at=revoke_at,
+                    bound_secret=_binding(minted.secret),
+                    ttl_granted=minted.ttl_granted,
+                )
             )
-        return await self._issue_bound(cluster, caller, grant)
+        except BaseException:
+            # no completed record, no token: kill what can be killed before refusing
+            if minted.secret is not None and grant.role.mode != "legacy-secret":
+                await self._discard(cluster, minted.secret)
+            raise
+        log.info(
+            "issued token",
+            extra={
+                "token_id": token_id,
+                "jti": minted.jti,
+                "role": grant.role.name,
+                "namespace": grant.namespace,
+                "caller": caller.user,
+                "grant": grant.grant_name,
+            },
+        )
+        return IssuedToken(
+            token=minted.token,
+            token_id=token_id,
+            jti=minted.jti or "",
+            issued_at=minted.issued_at,
+            # a short revocable token dies at revoke-at, whatever its JWT exp says: that is what the caller
+            # (and kubectl's credential cache) must plan for
+            expires_at=revoke_at or minted.expires_at,
+            namespace=grant.namespace,
+            service_account=grant.role.service_account,
+            audiences=minted.audiences,
+            role=grant.role.name,
+            cluster=cluster.name,
+            server_url=cluster.server_url,
+            ca_pem=cluster.ca_pem,
+            warnings=minted.warnings,
+        )
+
+    # -- audit records ----------------------------------------------------------------------------------------
+    def _pending(self, token_id: str, caller: Caller, req: IssueRequest, grant: Grant) -> AuditRecord:
+        role = grant.role
+        return AuditRecord(
+            id=token_id,
+            time=self._clock(),
+            event="pending",
+            caller_user=caller.user,
+            caller_method=caller.method,
+            caller_groups=caller.groups,
+            source_address=req.source_address,
+            user_agent=req.user_agent,
+            role=role.name,
+            cluster=role.cluster_name,
+            namespace=grant.namespace,
+            service_account=role.service_account,
+            audiences=grant.audiences,
+            ttl_requested=req.ttl_seconds,
+            ttl_granted=grant.ttl_seconds or None,
+            context=dict(req.context),
+            request_id=req.request_id,
+        )
+
+    async def _record_denial(self, caller: Caller, req: IssueRequest, exc: BrokerError) -> None:
+        denial = AuditRecord(
+            id=str(uuid.uuid4()),
+            time=self._clock(),
+            event="denied",
+            caller_user=caller.user,
+            caller_method=caller.method,
+            caller_groups=caller.groups,
+            source_address=req.source_address,
+            user_agent=req.user_agent,
+            role=req.role,
+            namespace=req.namespace or "",
+            audiences=req.audiences or (),
+            ttl_requested=req.ttl_seconds,
+            context=dict(req.context),
+            reason=exc.reason or exc.detail,
+            status=exc.status,
+            request_id=req.request_id,
+        )
+        try:
+            await _audited(self._store.record_denial(denial))
+        except BrokerError:
+            # the caller gets its denial either way; turning a 403 into a 503 would only confuse it
+            log.error("could not record a denial in the audit store", extra={"caller": caller.user})
+
+    async def _record_failure(self, token_id: str, reason: str, status: int) -> None:
+        try:
+            await _audited(self._store.fail_issuance(token_id, reason, status=status))
+        except BrokerError:
+            # the record stays pending: start-up repair resolves it (and deletes any Secret labelled with it)
+            log.error("could not record a failed issuance", extra={"token_id": token_id})
 
     # -- steps ------------------------------------------------------------------------------------------------
     async def _decide(self, policy: Policy, caller: Caller, req: IssueRequest) -> Grant:
@@ -140,16 +325,18 @@ class Issuer:
         )
         return sa.subject
 
-    async def _issue_bound(self, cluster: ClusterHandle, caller: Caller, grant: Grant) -> IssuedToken:
+    async def _mint_bound(
+        self, cluster: ClusterHandle, caller: Caller, grant: Grant, token_id: str
+    ) -> _Minted:
         role = grant.role
-        token_id = str(uuid.uuid4())
         subject = await self._ensure_account(cluster, grant)
         secret: SecretRef | None = None
         if role.revocable:
-            expires = datetime.now(UTC) + timedelta(seconds=grant.ttl_seconds)
+            expires = self._clock() + timedelta(seconds=grant.ttl_seconds)
             secret = await cluster.client.create_binding_secret(
                 grant.namespace,
                 service_account=role.service_account,
+                # the token-id label is how start-up repair finds this Secret for a pending record
                 labels={**MANAGED_BY, ROLE_LABEL: role.name, TOKEN_ID_LABEL: token_id},
                 annotations={EXPIRES_ANNOTATION: _iso(expires), CALLER_ANNOTATION: caller.user},
             )
@@ -173,34 +360,18 @@ class Issuer:
             if secret is not None:
                 await self._discard(cluster, secret)
             raise
-        log.info(
-            "issued token",
-            extra={
-                "token_id": token_id,
-                "jti": verified.jti,
-                "role": role.name,
-                "namespace": grant.namespace,
-                "caller": caller.user,
-                "grant": grant.grant_name,
-            },
-        )
-        return IssuedToken(
+        return _Minted(
             token=response.token,
-            token_id=token_id,
             jti=verified.jti,
             issued_at=verified.issued_at,
             expires_at=verified.expires_at,
-            namespace=grant.namespace,
-            service_account=role.service_account,
             audiences=verified.audiences,
-            role=role.name,
-            cluster=cluster.name,
-            server_url=cluster.server_url,
-            ca_pem=cluster.ca_pem,
+            secret=secret,
+            ttl_granted=response.expiration_seconds,
             warnings=response.warnings,
         )
 
-    async def _issue_legacy(self, cluster: ClusterHandle, caller: Caller, grant: Grant) -> IssuedToken:
+    async def _mint_legacy(self, cluster: ClusterHandle, caller: Caller, grant: Grant) -> _Minted:
         role = grant.role
         await self._ensure_account(cluster, grant)
         legacy = await cluster.client.legacy_secret_token(
@@ -213,26 +384,17 @@ class Issuer:
         await cluster.verifier.verify_legacy(
             legacy.token, namespace=grant.namespace, service_account=role.service_account
         )
-        log.info(
-            "issued legacy token",
-            extra={"role": role.name, "namespace": grant.namespace, "caller": caller.user},
-        )
-        return IssuedToken(
+        return _Minted(
             token=legacy.token,
-            token_id=legacy.secret_uid,
-            jti="",
-            issued_at=datetime.now(UTC),
+            jti=None,
+            issued_at=self._clock(),
             expires_at=None,
-            namespace=grant.namespace,
-            service_account=role.service_account,
             audiences=(),
-            role=role.name,
-            cluster=cluster.name,
-            server_url=cluster.server_url,
-            ca_pem=cluster.ca_pem,
+            secret=SecretRef(grant.namespace, legacy.secret_name, legacy.secret_uid),
+            ttl_granted=None,
             warnings=(
-                "legacy service-account token: it does not expire; revoke it by deleting "
-                f"Secret {grant.namespace}/{legacy.secret_name}",
+                "legacy service-account token: it does not expire; revoking it deletes "
+                f"Secret {grant.namespace}/{legacy.secret_name}, which every holder of this token shares",
             ),
         )
 
@@ -243,6 +405,45 @@ class Issuer:
             await asyncio.shield(cluster.client.delete_secret(secret.namespace, secret.name, uid=secret.uid))
         except (BrokerError, asyncio.CancelledError):
             log.warning(
-                "could not delete binding Secret after a failed issuance; delete it by hand",
+                "could not delete a binding Secret after a failed issuance; the janitor's repair will",
                 extra={"secret": f"{secret.namespace}/{secret.name}"},
             )
+
+
+async def _audited(write: Awaitable[T]) -> T:
+    """An audit store write, timed; a failed one counted (the caller still sees its 503)."""
+    started = time.perf_counter()
+    try:
+        result = await write
+    except BrokerError:
+        metrics.audit_write_failed()
+        raise
+    metrics.audit_write(time.perf_counter() - started)
+    return result
+
+
+def deny_kind(exc: BrokerError) -> metrics.DenyKind:
+    """The kind of a policy refusal, for a low-cardinality metric label (the audit record keeps the reason)."""
+    reason = exc.reason.lower()
+    if exc.status == 422:
+        text = exc.detail.lower()
+        if "ttl" in text or "duration" in text:
+            return "ttl"
+        return "audience" if "audience" in text else "invalid_request"
+    if reason.startswith("unknown role"):
+        return "unknown_role"
+    if reason.startswith("no grant"):
+        return "no_grant"
+    return "namespace_selector" if "namespace_selector" in reason else "namespace"
+
+
+def fail_kind(exc: BrokerError) -> metrics.FailKind:
+    if exc.status == 503:
+        return "audit" if exc.detail.startswith("audit store") else "upstream_unavailable"
+    if exc.status == 502:
+        return "verification" if "does not verify" in exc.detail else "upstream_refused"
+    return "internal"
+
+
+def _binding(secret: SecretRef | None) -> SecretBinding | None:
+    return SecretBinding(secret.namespace, secret.name, secret.uid) if secret is not None else None

@@ -16,6 +16,8 @@ class RoleLike(Protocol):
     def create_service_account(self) -> bool: ...
     @property
     def namespace_selector(self) -> str | None: ...
+    @property
+    def ephemeral_service_account(self) -> bool: ...
 
 
 def broker_rules(roles: Iterable[RoleLike], *, token_review: bool = False) -> list[dict[str, Any]]:
@@ -28,12 +30,16 @@ def broker_rules(roles: Iterable[RoleLike], *, token_review: bool = False) -> li
     for role in roles:
         if role.create_service_account:
             sa_verbs.add("create")
+        if role.ephemeral_service_account:
+            # the janitor deletes an on-demand account once its last token has expired
+            sa_verbs.add("delete")
         if role.mode == "legacy-secret":
             # find the Secret the broker made earlier (list by label), create one, poll it until filled
             secret_verbs |= {"create", "get", "list"}
         elif role.revocable:
-            # the Secret a token is bound to; deleting it revokes the token
-            secret_verbs |= {"create", "get", "delete"}
+            # the Secret a token is bound to; deleting it revokes the token. list: start-up repair finds the
+            # Secret of an interrupted issuance by its token-id label
+            secret_verbs |= {"create", "get", "delete", "list"}
     rules.append({"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": sorted(sa_verbs)})
     if any(r.mode == "token-request" for r in roles):
         rules.append({"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]})
@@ -52,14 +58,23 @@ def broker_rules(roles: Iterable[RoleLike], *, token_review: bool = False) -> li
     return rules
 
 
+def janitor_lease_rules() -> list[dict[str, Any]]:
+    """Leader election of the janitor: one Lease in one namespace (a Role there, in the Helm chart)."""
+    return [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]}
+    ]
+
+
 def broker_cluster_role(
-    name: str, roles: Iterable[RoleLike], *, token_review: bool = False
+    name: str, roles: Iterable[RoleLike], *, token_review: bool = False, janitor_leases: bool = False
 ) -> dict[str, Any]:
+    """One ClusterRole with everything (the demo's shape; the Helm chart puts the Lease rule in a Role)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "kube-token-broker"}},
-        "rules": broker_rules(roles, token_review=token_review),
+        "rules": broker_rules(roles, token_review=token_review)
+        + (janitor_lease_rules() if janitor_leases else []),
     }
 
 

@@ -30,9 +30,15 @@ class ReloadingServerTLS:
     without a server name) moves each new handshake onto the newest context built from the files, so a
     rotated client CA replaces the old one instead of being added beside it."""
 
-    def __init__(self, paths: list[Path], build: Callable[[], ssl.SSLContext]) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        build: Callable[[], ssl.SSLContext],
+        on_reload: Callable[[], None] | None = None,
+    ) -> None:
         self._paths = paths
         self._build = build
+        self._on_reload = on_reload
         self._current = build()
         self._seen = _fingerprint(paths)
         self.context = build()
@@ -54,6 +60,8 @@ class ReloadingServerTLS:
         self._current = fresh
         self._seen = seen
         log.info("reloaded TLS certificate, key and client CA")
+        if self._on_reload is not None:
+            self._on_reload()
         return True
 
     async def watch(self, interval: float) -> None:

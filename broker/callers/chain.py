@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from broker import metrics
 from broker.callers.base import Authenticator, CallerRequest
-from broker.errors import unauthenticated
+from broker.errors import BrokerError, unauthenticated
 from broker.identity import Caller
 
 
@@ -35,10 +36,51 @@ class AuthenticatorChain:
     async def authenticate(self, request: CallerRequest) -> Caller:
         """The caller, or BrokerError 401: no credential at all, or the first one offered was refused."""
         for authenticator in self._authenticators:
-            caller = await authenticator.authenticate(request)
+            try:
+                caller = await authenticator.authenticate(request)
+            except BrokerError as exc:
+                metrics.auth_failure(_method(authenticator), failure_kind(exc))
+                raise
             if caller is not None:
                 return caller
+        metrics.auth_failure("none", "missing")
         raise unauthenticated(
             "no credential: present a client certificate, an API key, or a bearer token",
             reason="no credential recognised by any authenticator",
         )
+
+
+_METHODS: dict[str, metrics.AuthMethod] = {
+    "mtls": "mtls",
+    "api-key": "api_key",
+    "oidc": "oidc",
+    "kubernetes": "kubernetes",
+}
+
+# The caller-safe detail of each refusal names its kind in a few fixed words; first match wins.
+_KINDS: tuple[tuple[str, metrics.AuthReason], ...] = (
+    ("expired", "expired"),
+    ("not valid yet", "not_yet_valid"),
+    ("too old", "too_old"),
+    ("audience", "bad_audience"),
+    ("trusted issuer", "untrusted_issuer"),
+    ("signed with a key", "bad_signature"),
+    ("signature", "bad_signature"),
+    ("signing key", "bad_signature"),
+    ("not accepted by the cluster", "revoked"),
+    ("claim", "claims"),
+    ("email", "claims"),
+    ("unknown", "unknown"),
+)
+
+
+def _method(authenticator: Authenticator) -> metrics.AuthMethod:
+    return _METHODS.get(str(getattr(authenticator, "method", "")), "none")
+
+
+def failure_kind(exc: BrokerError) -> metrics.AuthReason:
+    """A low-cardinality label for a refused credential (the full reason goes to the log, not the metric)."""
+    if exc.status >= 500:
+        return "unavailable"
+    detail = exc.detail.lower()
+    return next((kind for words, kind in _KINDS if words in detail), "malformed")

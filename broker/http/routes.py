@@ -10,25 +10,61 @@ from aiohttp.typedefs import Handler
 
 from broker import __version__
 from broker.callers.chain import AuthenticatorChain
-from broker.contracts import IssuerPort
-from broker.http import meta, tokens
-from broker.http.keys import AUTHENTICATOR, ISSUER, OPENAPI_DOCUMENT, RATE_LIMITS
+from broker.contracts import IssuerPort, OperationsPort
+from broker.http import meta, operators, tokens
+from broker.http.keys import AUTHENTICATOR, ISSUER, OPENAPI_DOCUMENT, OPERATIONS, RATE_LIMITS
 from broker.http.limits import CallerRateLimits
 from broker.http.models import (
+    AuditEventList,
+    AuditEventView,
+    AuditListQuery,
     ExecCredential,
     Health,
+    IntrospectionRequest,
+    IntrospectionResponse,
+    IssuanceList,
+    IssuanceView,
     Problem,
     RoleList,
+    TokenListQuery,
     TokenRequestBody,
     TokenResponse,
     WhoAmI,
 )
+from broker.http.observe import metrics_middleware
 from broker.http.openapi import Operation, Reply, build_document
 from broker.http.problem import error_middleware
 from broker.http.request_id import request_id_middleware
 
 _NO_STORE = {"Cache-Control": "no-store", "Location": "the issued token's resource (for revocation)"}
 _KUBECONFIG_TEXT = {"type": "string", "description": "a kubeconfig (YAML) holding the token"}
+_LISTING_ERRORS = {
+    400: "the cursor is not one this listing handed out",
+    422: "a query parameter is unknown, repeated or invalid; `errors` names it",
+    503: "the audit store is unavailable or not configured",
+}
+_VISIBILITY = (
+    "Callers in an operator group see every record; any other caller sees only the records it made "
+    "(same user and authentication method)."
+)
+
+
+def _listing(
+    view: type[IssuanceView] | type[AuditEventView], page: type[IssuanceList] | type[AuditEventList]
+) -> Reply:
+    return Reply(
+        "a page (json), or every matching record as JSON lines (format=jsonl)",
+        content={
+            "application/json": page,
+            operators.NDJSON: {
+                "type": "string",
+                "description": f"one {view.__name__} per line",
+                "contentMediaType": operators.NDJSON,
+            },
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
 
 ROUTES: tuple[tuple[Operation, Handler], ...] = (
     (
@@ -67,6 +103,87 @@ ROUTES: tuple[tuple[Operation, Handler], ...] = (
             tags=("tokens",),
         ),
         tokens.create_token,
+    ),
+    (
+        Operation(
+            "GET",
+            "/v1/tokens",
+            "listTokens",
+            "Issued tokens (never the tokens themselves), newest first. " + _VISIBILITY,
+            authenticated=True,
+            query=operators.query_parameters(TokenListQuery),
+            replies={200: _listing(IssuanceView, IssuanceList)},
+            errors=_LISTING_ERRORS,
+            tags=("audit",),
+        ),
+        operators.list_tokens,
+    ),
+    (
+        Operation(
+            "DELETE",
+            "/v1/tokens/{token_id}",
+            "revokeToken",
+            "Revoke a token: delete the Secret it is bound to (the API server then rejects it) and record it. "
+            'Optional JSON body {"reason": "..."}. Idempotent: an already revoked or expired token is a 204 too.',
+            authenticated=True,
+            query=(
+                {
+                    "name": "token_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "the token_id the issuance returned",
+                    "schema": {"type": "string", "maxLength": 256},
+                },
+            ),
+            replies={204: Reply("revoked (or already dead)")},
+            errors={
+                400: "the body is not a JSON object",
+                404: "no such token, or not one this caller may revoke",
+                409: "the token cannot be revoked (its role binds no Secret), or was never issued",
+                415: "the body is not application/json",
+                422: "the body fails validation",
+                502: "the API server refused to delete the Secret (the token stays valid)",
+                503: "the API server or the audit store is unavailable (the token stays valid)",
+            },
+            tags=("audit",),
+        ),
+        operators.revoke_token,
+    ),
+    (
+        Operation(
+            "GET",
+            "/v1/audit",
+            "listAuditEvents",
+            "The audit log: every decision (issued, denied, failed, aborted, revoked, expired), newest first. "
+            + _VISIBILITY,
+            authenticated=True,
+            query=operators.query_parameters(AuditListQuery),
+            replies={200: _listing(AuditEventView, AuditEventList)},
+            errors=_LISTING_ERRORS,
+            tags=("audit",),
+        ),
+        operators.list_audit,
+    ),
+    (
+        Operation(
+            "POST",
+            "/v1/introspect",
+            "introspectToken",
+            "RFC 7662-like: is this token one the broker issued, verified by its cluster's keys, and live? "
+            'Anything else is {"active": false}.',
+            authenticated=True,
+            request_model=IntrospectionRequest,
+            replies={
+                200: Reply(
+                    "the token's state",
+                    content={"application/json": IntrospectionResponse},
+                    headers={"Cache-Control": "no-store"},
+                )
+            },
+            errors={503: "the audit store, or the cluster's signing keys, are unavailable"},
+            tags=("audit",),
+        ),
+        operators.introspect,
     ),
     (
         Operation(
@@ -148,21 +265,26 @@ def build_http_app(
     issuer: IssuerPort,
     max_body_bytes: int,
     rate_limits: CallerRateLimits | None = None,
+    operations: OperationsPort | None = None,
 ) -> web.Application:
     """The broker's public API. The caller adds lifecycle (cleanup_ctx) and runs it with
     `web.AppRunner(app, access_log_class=RedactingAccessLogger)` over a `server_ssl_context(...)`.
 
     rate_limits: per-caller limits on POST /v1/tokens (None: unlimited).
+    operations: listing, revocation and introspection (None: those endpoints answer 503).
     """
     app = web.Application(
         # request_id outermost so error responses carry the id too
-        middlewares=[request_id_middleware, error_middleware(authenticator.challenge)],
+        # metrics outermost of all: it sees the final status, problem+json errors included
+        middlewares=[metrics_middleware, request_id_middleware, error_middleware(authenticator.challenge)],
         client_max_size=max_body_bytes,
     )
     app[AUTHENTICATOR] = authenticator
     app[ISSUER] = issuer
     if rate_limits is not None:
         app[RATE_LIMITS] = rate_limits
+    if operations is not None:
+        app[OPERATIONS] = operations
     app[OPENAPI_DOCUMENT] = openapi_document()
     for op, handler in ROUTES:
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)

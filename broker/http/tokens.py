@@ -15,6 +15,7 @@ from broker.http.auth import authenticate
 from broker.http.body import parse_body
 from broker.http.keys import ISSUER, RATE_LIMITS
 from broker.http.models import ServiceAccountRef, TokenRequestBody, TokenResponse
+from broker.http.request_id import request_id_var
 
 YAML_TYPE = "application/yaml"
 _YAML_ACCEPT = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
@@ -92,6 +93,7 @@ async def create_token(request: web.Request) -> web.Response:
         context=MappingProxyType(dict(body.context or {})),
         source_address=request.remote or "",
         user_agent=request.headers.get("User-Agent", "")[:_MAX_USER_AGENT],
+        request_id=request_id_var.get(),
     )
     limits = request.app.get(RATE_LIMITS)
     if limits is not None:

@@ -329,8 +329,8 @@ def test_role_consistency_errors(tmp_path: Path, lines: list[str], expected: lis
 
 
 def test_unknown_top_level_and_section_keys(tmp_path: Path) -> None:
-    err = problems(tmp_path, SERVER + 'lisen = "0.0.0.0:1"\n' + CLUSTER + '[audit]\npath = "x"\n')
-    assert sorted(keys(err)) == ["audit", "server.lisen"]
+    err = problems(tmp_path, SERVER + 'lisen = "0.0.0.0:1"\n' + CLUSTER + '[auditing]\npath = "x"\n')
+    assert sorted(keys(err)) == ["auditing", "server.lisen"]
     assert all("unknown key" in p.message for p in err.problems)
 
 
