@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kubesim_harness import KUBECTL, kubectl_env, run_kubectl
+from kubesim_harness import FAST_RETRY, KUBECTL, MakeClient, kubectl_env, run_kubectl
 
+from broker.kube import ClusterClient, RetryPolicy
 from broker.testing.kubesim import KubeSim, SimOptions
 
-__all__ = ["KUBECTL", "kubectl_env", "run_kubectl"]
+__all__ = ["FAST_RETRY", "KUBECTL", "MakeClient", "kubectl_env", "run_kubectl"]
 
 
 @pytest.fixture
@@ -25,3 +26,43 @@ async def kubesim_allow(tmp_path: Path) -> AsyncIterator[KubeSim]:
     """A started simulator whose authorizer allows every authenticated request (`--authorization always-allow`)."""
     async with KubeSim(SimOptions(authorization="always-allow"), state_dir=tmp_path / "kubesim-allow") as sim:
         yield sim
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the simulator is local: a proxy from the test runner's environment must not capture its traffic
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[MakeClient]:
+    """`await make_client(kubeconfig, request_timeout=..., retry=...)`: a broker ClusterClient of the simulator;
+    every client is closed afterwards."""
+    clients: list[ClusterClient] = []
+
+    async def make(
+        kubeconfig: Path, *, request_timeout: float = 5.0, retry: RetryPolicy = FAST_RETRY, name: str = "sim"
+    ) -> ClusterClient:
+        client = await ClusterClient.create(
+            name,
+            kubeconfig=kubeconfig,
+            context=None,
+            in_cluster=False,
+            request_timeout=request_timeout,
+            retry=retry,
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def admin(kubesim: KubeSim, make_client: MakeClient) -> ClusterClient:
+    """A ClusterClient authenticated as the simulator's admin (CN=admin, O=system:masters)."""
+    assert kubesim.admin_kubeconfig is not None
+    return await make_client(kubesim.admin_kubeconfig)

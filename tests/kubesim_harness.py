@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from broker.kube import ClusterClient, RetryPolicy
 
 KUBECTL = "/usr/bin/kubectl"
 # environment variables that must not leak into kubectl (another cluster, proxies)
@@ -31,3 +34,10 @@ def run_kubectl(kubeconfig: Path, *args: str, timeout: float = 30) -> subprocess
         env=kubectl_env(home),
         check=False,
     )
+
+
+# Broker clients of the simulator (tests/kube, tests/janitor): fast retries, still several attempts.
+FAST_RETRY = RetryPolicy(
+    attempts=3, max_elapsed=5.0, base_backoff=0.01, max_backoff=0.05, max_retry_after=2.0
+)
+MakeClient = Callable[..., Awaitable[ClusterClient]]

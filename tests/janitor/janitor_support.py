@@ -6,25 +6,24 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 
+# re-exported for the tests of this folder
+from kubesim_harness import FAST_RETRY as FAST_RETRY
+from kubesim_harness import MakeClient as MakeClient
+
 from broker.audit import AuditRecord, SqlAuditStore
 from broker.audit.records import SecretBinding
 from broker.issuer import MANAGED_BY, ROLE_LABEL, TOKEN_ID_LABEL
-from broker.kube import ClusterClient, RetryPolicy, SecretRef
+from broker.kube import ClusterClient, SecretRef
 from broker.testing.kubesim import KubeSim
 from broker.testing.kubesim import kubeconfig as sim_kubeconfig
 from broker.testing.kubesim.coordination_v1 import LEASES
 from broker.testing.kubesim.kinds import SECRETS, SERVICEACCOUNTS
-
-FAST_RETRY = RetryPolicy(
-    attempts=3, max_elapsed=5.0, base_backoff=0.01, max_backoff=0.05, max_retry_after=2.0
-)
-MakeClient = Callable[..., Awaitable[ClusterClient]]
 
 NS = "default"
 CLUSTER = "sim"

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+# re-exported for the tests of this folder
+from kubesim_harness import FAST_RETRY as FAST_RETRY
+from kubesim_harness import MakeClient as MakeClient
 
-from broker.kube import ClusterClient, RetryPolicy
 from broker.testing.kubesim import KubeSim
-
-# fast enough for tests, still several attempts
-FAST_RETRY = RetryPolicy(
-    attempts=3, max_elapsed=5.0, base_backoff=0.01, max_backoff=0.05, max_retry_after=2.0
-)
-
-MakeClient = Callable[..., Awaitable[ClusterClient]]
 
 
 def posts(sim: KubeSim, path: str) -> list[int]:
