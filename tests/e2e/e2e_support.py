@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 import subprocess
@@ -89,3 +90,28 @@ def openssl_client_cert(
     ):
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
     return crt, key
+
+
+async def serve(config: Path, home: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """`token-broker serve` as its own process; returns it and its API URL once it logs "broker listening"."""
+    proc = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "token-broker"),
+        "serve",
+        "--config",
+        str(config),
+        "--log-format",
+        "json",
+        env=clean_env(home),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    for _ in range(500):
+        line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        if not line:
+            break
+        record = json.loads(line)
+        if record["message"] == "broker listening":
+            return proc, str(record["api"])
+    proc.kill()
+    await proc.wait()
+    raise AssertionError("the broker exited or never reported listening")

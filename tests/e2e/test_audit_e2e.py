@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from e2e_support import VENV_BIN, clean_env, kubectl, mtls_context, post_token, stack_at
+from e2e_support import kubectl, mtls_context, post_token, serve, stack_at
 
 from broker.audit import AuditFilter, make_sql_store
 from broker.config import load_config
@@ -73,27 +73,6 @@ async def test_store_down_means_no_token_and_nothing_created(stack) -> None:
     assert after == before
 
 
-async def _serve(config: Path, home: Path) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "token-broker"),
-        "serve",
-        "--config",
-        str(config),
-        "--log-format",
-        "json",
-        env=clean_env(home),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    for _ in range(500):
-        line = await asyncio.wait_for(proc.stderr.readline(), 30)
-        assert line, "broker exited before listening"
-        record = json.loads(line)
-        if record["message"] == "broker listening":
-            return proc, record["api"]
-    raise AssertionError("broker did not report listening")
-
-
 async def test_sigkill_between_token_request_and_record_leaves_no_working_token(
     stack, tmp_path: Path
 ) -> None:
@@ -107,7 +86,7 @@ async def test_sigkill_between_token_request_and_record_leaves_no_working_token(
         # a single replica may repair its own pending records at once
         + "\n[janitor]\nrepair_after_seconds = 0\n"
     )
-    proc, url = await _serve(cfg, tmp_path)
+    proc, url = await serve(cfg, tmp_path)
     jenkins = stack.paths.caller_cert("jenkins")
     ctx = ssl.create_default_context(cafile=str(stack.paths.server_ca))
     ctx.load_cert_chain(str(jenkins[0]), str(jenkins[1]))
@@ -166,7 +145,7 @@ async def test_sigkill_between_token_request_and_record_leaves_no_working_token(
     assert (await kubectl(token_kubeconfig, "auth", "whoami", home=tmp_path)).returncode == 0
 
     # restart: start-up repair deletes the Secret and aborts the record
-    proc, _ = await _serve(cfg, tmp_path)
+    proc, _ = await serve(cfg, tmp_path)
     try:
         assert stack.sim.store.list(SECRETS, DEMO_NAMESPACE, f"token-broker.io/token-id={token_id}") == []
         result = await kubectl(token_kubeconfig, "auth", "whoami", home=tmp_path)

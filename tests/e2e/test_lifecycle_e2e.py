@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import ssl
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from e2e_support import VENV_BIN, clean_env, mtls_context, post_token, stack_at
+from e2e_support import VENV_BIN, clean_env, mtls_context, post_token, serve, stack_at
 
 from broker.pki import CertificateAuthority, write_private
 
@@ -91,28 +90,9 @@ async def test_serve_runs_until_sigterm(stack, tmp_path: Path) -> None:
         .replace(stack.broker.config.server.listen, "127.0.0.1:0")  # type: ignore[union-attr]
         .replace(stack.broker.config.server.metrics_listen, "127.0.0.1:0")  # type: ignore[union-attr]
     )
-    proc = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "token-broker"),
-        "serve",
-        "--config",
-        str(cfg),
-        "--log-format",
-        "json",
-        env=clean_env(tmp_path),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
+    proc, api = await serve(cfg, tmp_path)
     try:
-        listening = None
-        for _ in range(200):
-            line = await asyncio.wait_for(proc.stderr.readline(), 30)
-            if not line:
-                break
-            record = json.loads(line)
-            if record["message"] == "broker listening":
-                listening = record
-                break
-        assert listening is not None and listening["api"].startswith("https://127.0.0.1:")
+        assert api.startswith("https://127.0.0.1:")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
