@@ -7,6 +7,7 @@
 * Pending issuances left by a crash (a pending record is committed before the binding Secret is created) are
   repaired: every Secret labelled with the token id is deleted, then the record is marked aborted.
 * Audit retention, at most hourly.
+* The active-tokens gauge (token_broker_active_tokens by role), counted from the audit store after each sweep.
 
 With several replicas only the holder of the janitor Lease acts (broker/leader.py), and it re-checks its
 leadership before every step: a step never runs past the moment this replica's leadership could lapse.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from broker import metrics
 from broker.audit.records import AuditRecord, utc_now
 from broker.audit.store import MAX_PAGE, AuditFilter, AuditStore
 from broker.config import RoleConfig
@@ -45,6 +47,12 @@ RETENTION_EVERY_SECONDS = 3600.0
 SWEEP_BATCH = 500
 # concurrent Secret deletions per sweep: fast through a backlog without flooding the API server
 DELETE_CONCURRENCY = 8
+# the active-tokens gauge counts live issuances page by page, at most this many per sweep (ten store pages):
+# beyond it the gauge under-reports and says so in the log. The store has no count query; one
+# (`count_active_by_role`, a GROUP BY over the live rows) would lift the bound.
+ACTIVE_COUNT_LIMIT = 10 * MAX_PAGE
+
+ActiveTokensHook = Callable[[Mapping[str, int]], None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,11 @@ class Janitor:
         repair_after: timedelta = STALE_PENDING_AFTER,
         retention_every: float = RETENTION_EVERY_SECONDS,
         batch_size: int = SWEEP_BATCH,
+        on_active_tokens: ActiveTokensHook | None = metrics.set_active_tokens,
+        active_count_limit: int = ACTIVE_COUNT_LIMIT,
     ) -> None:
+        """on_active_tokens: receives live tokens by role after each sweep of the leader, and {} on a replica
+        that does not lead (so only the leader reports non-zero counts: dashboards take `max by (role)`)."""
         if interval <= 0:
             raise ValueError("the janitor interval must be positive")
         self._store = store
@@ -122,6 +134,9 @@ class Janitor:
         self._repair_after = repair_after
         self._retention_every = retention_every
         self._batch = batch_size
+        self._on_active_tokens = on_active_tokens
+        self._active_limit = max(1, active_count_limit)
+        self._active_overflow_logged = False
         self._last_retention: float | None = None
         # ephemeral accounts whose deletion failed: tried again on the next sweeps of this replica
         self._accounts_to_retry: set[tuple[str, str, str]] = set()
@@ -155,6 +170,7 @@ class Janitor:
         now = now or self._clock()
         started = self._monotonic()
         if not self.may_act():
+            self._publish_active_tokens({})
             return self._report(SweepResult(leader=False, started=started, finished=self._monotonic()))
         tally = _Tally()
         try:
@@ -162,6 +178,7 @@ class Janitor:
             await self._expire_due(now, tally)
             await self._retire_accounts(now, tally)
             await self._retention(now, tally)
+            await self._count_active_tokens(now)
         except NotLeader:
             tally.interrupted = True
             log.warning("janitor sweep cut short: leadership lapsed; the next leader carries on")
@@ -187,6 +204,49 @@ class Janitor:
             except Exception:
                 log.exception("janitor on_sweep hook failed")
         return result
+
+    # -- the active-tokens gauge ---------------------------------------------------------------------------------
+    async def _count_active_tokens(self, now: datetime) -> None:
+        """Live issuances by role, from at most `active_count_limit` records (newest first)."""
+        if self._on_active_tokens is None:
+            return
+        counts: dict[str, int] = {}
+        seen = 0
+        cursor: str | None = None
+        live = AuditFilter(active=True)
+        try:
+            while True:
+                limit = min(MAX_PAGE, self._active_limit - seen)
+                page = await self._act(
+                    functools.partial(self._store.query_issuances, live, cursor, limit=limit, now=now)
+                )
+                for record in page.items:
+                    counts[record.role] = counts.get(record.role, 0) + 1
+                seen += len(page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+                if seen >= self._active_limit:
+                    if not self._active_overflow_logged:
+                        self._active_overflow_logged = True
+                        log.warning(
+                            "more live tokens than the active-tokens gauge counts; it under-reports",
+                            extra={"counted": seen},
+                        )
+                    break
+        except BrokerError as exc:
+            # the gauge keeps its last values; the sweep's own steps report the store being down
+            log.warning("janitor cannot count active tokens", extra={"error": exc.detail})
+            return
+        self._publish_active_tokens(counts)
+
+    def _publish_active_tokens(self, counts: Mapping[str, int]) -> None:
+        if self._on_active_tokens is None:
+            return
+        try:
+            self._on_active_tokens(counts)
+        except Exception:
+            log.exception("janitor on_active_tokens hook failed")
 
     # -- expiry ------------------------------------------------------------------------------------------------
     async def _expire_due(self, now: datetime, tally: _Tally) -> None:

@@ -50,6 +50,8 @@ LATENCY_BUCKETS: Final = (
 )
 
 OTHER: Final = "other"
+# what a helper records for a value outside its vocabulary; callers that classify input may pass it directly
+Other = Literal["other"]
 
 Mode = Literal["token-request", "legacy-secret"]
 Outcome = Literal["issued", "denied", "failed"]
@@ -95,9 +97,11 @@ KubeResource = Literal[
     "leases",
     "tokenreviews",
     "selfsubjectreviews",
-    "discovery",  # /.well-known/openid-configuration
+    "discovery",  # /.well-known/openid-configuration, /version, /api, /apis/… (broker.kube.request_labels)
     "jwks",  # /openid/v1/jwks
 ]
+# whose signing keys: a Kubernetes API server's (token verification, TokenReview) or a trusted OIDC issuer's
+JwksSource = Literal["cluster", "oidc"]
 JwksOutcome = Literal["success", "not_modified", "failure"]
 RunOutcome = Literal["success", "failure"]
 JanitorResource = Literal["secrets", "serviceaccounts"]
@@ -111,12 +115,15 @@ _KUBE_VERBS: Final = frozenset(get_args(KubeVerb))
 _KUBE_RESOURCES: Final = frozenset(get_args(KubeResource))
 _HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _MODES: Final = frozenset(get_args(Mode))
+_JWKS_SOURCES: Final = frozenset(get_args(JwksSource))
 _JWKS_OUTCOMES: Final = frozenset(get_args(JwksOutcome))
 _RUN_OUTCOMES: Final = frozenset(get_args(RunOutcome))
 _JANITOR_RESOURCES: Final = frozenset(get_args(JanitorResource))
 _CERTIFICATES: Final = frozenset(get_args(CertificateKind))
 
 UNMATCHED_ROUTE: Final = "unmatched"
+# bound of a per-call lookup cache; the label sets behind it are small and fixed, the keys nearly so
+_CHILD_CACHE_SIZE: Final = 1024
 
 
 def _one_of(value: str, allowed: frozenset[str]) -> str:
@@ -218,7 +225,7 @@ class BrokerMetrics:
         )
         self.jwks_refresh = Counter(
             p + "jwks_refresh_total",
-            "JWKS fetches by source (a cluster or OIDC issuer name from the config) and outcome.",
+            "JWKS fetches by source (cluster: an API server's keys, oidc: a trusted issuer's) and outcome.",
             ["source", "outcome"],
             registry=r,
         )
@@ -255,6 +262,9 @@ class BrokerMetrics:
         self.build = Info(p + "build", "Version of the broker and of Python.", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         self._roles_seen: set[str] = set()
+        # kube_request runs on every API server round trip: its series are looked up once, not per call
+        # (.labels() validates and locks each time — most of the cost of recording)
+        self._kube_children: dict[tuple[str, str, int | None], tuple[Counter, Histogram]] = {}
         # Series of small fixed vocabularies start at 0: rate() over a series born at its first increment misses
         # that increment, and ratio alerts need the denominator's labels to exist.
         for outcome in get_args(Outcome):
@@ -312,13 +322,24 @@ class BrokerMetrics:
         self.http_requests.labels(label, _one_of(method.upper(), _HTTP_METHODS), status_class(status)).inc()
         self.http_request_duration.labels(label).observe(seconds)
 
-    def kube_request(self, verb: KubeVerb, resource: KubeResource, code: int | None, seconds: float) -> None:
+    def kube_request(
+        self, verb: KubeVerb | Other, resource: KubeResource | Other, code: int | None, seconds: float
+    ) -> None:
         """One API server round trip; `code` None when no HTTP response came back (timeout, reset)."""
-        verb_label = _one_of(verb, _KUBE_VERBS)
-        resource_label = _one_of(resource, _KUBE_RESOURCES)
-        code_label = str(code) if code is not None and 100 <= code <= 599 else "error"
-        self.kube_requests.labels(verb_label, resource_label, code_label).inc()
-        self.kube_request_duration.labels(verb_label, resource_label).observe(seconds)
+        key = (verb, resource, code)
+        children = self._kube_children.get(key)
+        if children is None:
+            verb_label = _one_of(verb, _KUBE_VERBS)
+            resource_label = _one_of(resource, _KUBE_RESOURCES)
+            code_label = str(code) if code is not None and 100 <= code <= 599 else "error"
+            children = (
+                self.kube_requests.labels(verb_label, resource_label, code_label),
+                self.kube_request_duration.labels(verb_label, resource_label),
+            )
+            if len(self._kube_children) < _CHILD_CACHE_SIZE:
+                self._kube_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     # -- audit store ------------------------------------------------------------------------------------------
 
@@ -349,9 +370,9 @@ class BrokerMetrics:
     def rate_limited_request(self) -> None:
         self.rate_limited.inc()
 
-    def jwks_refreshed(self, source: str, outcome: JwksOutcome) -> None:
-        """`source` is a configured name (cluster or OIDC issuer), never a URL taken from a token."""
-        self.jwks_refresh.labels(source, _one_of(outcome, _JWKS_OUTCOMES)).inc()
+    def jwks_refreshed(self, source: JwksSource, outcome: JwksOutcome) -> None:
+        """`source` is the kind of key set, never an issuer URL (an OIDC issuer is named by tokens)."""
+        self.jwks_refresh.labels(_one_of(source, _JWKS_SOURCES), _one_of(outcome, _JWKS_OUTCOMES)).inc()
 
     # -- janitor ----------------------------------------------------------------------------------------------
 

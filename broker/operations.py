@@ -15,19 +15,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import jwt
-from jwt import PyJWK
 
+from broker import metrics
 from broker.audit.records import AuditRecord, rfc3339, utc_now
 from broker.audit.store import MAX_PAGE, AuditFilter, AuditStore, InvalidCursor, Page
 from broker.contracts import Introspection, RecordQuery
 from broker.errors import BrokerError, bad_request
 from broker.identity import Caller
 from broker.issuer import ClusterHandle, token_sha256
-from broker.kube.jwks import ALLOWED_ALGORITHMS
-from broker.kube.verify import decode_unverified
+from broker.kube.verify import KeySource, UnusableToken, decode_unverified, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +88,6 @@ class InvalidToken(ValueError):
     """The token does not verify; the message says why (never quoting the token)."""
 
 
-class KeySource(Protocol):
-    """A JSON Web Key Set by key id (broker.kube.jwks.JwksCache, e.g. ClusterTokenVerifier.jwks)."""
-
-    async def key(self, kid: str, alg: str) -> PyJWK | None: ...
-
-
 @dataclass(frozen=True)
 class VerifiedClaims:
     header: Mapping[str, Any]
@@ -126,18 +119,9 @@ async def verify_any(token: str, keys: KeySource, *, issuer: str | None) -> Veri
     Raises InvalidToken; BrokerError 503 when the keys cannot be fetched.
     """
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise InvalidToken(f"malformed: {exc}") from None
-    alg, kid = header.get("alg"), header.get("kid")
-    # kube-apiserver signs only with RSA or ECDSA keys; "none" and HS* would let anyone forge a token
-    if alg not in ALLOWED_ALGORITHMS:
-        raise InvalidToken(f"algorithm {alg!r} is not one of {', '.join(ALLOWED_ALGORITHMS)}")
-    if not isinstance(kid, str) or not kid:
-        raise InvalidToken("no key id (kid) in the header")
-    key = await keys.key(kid, alg)
-    if key is None:
-        raise InvalidToken(f"signed with key {kid!r} ({alg}), which the key set does not hold")
+        header, key, alg = await signing_key(token, keys)
+    except UnusableToken as exc:
+        raise InvalidToken(str(exc)) from None
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -324,6 +308,9 @@ class Operations:
         # a uid precondition: a Secret re-created under the same name is someone else's and stays
         deleted = await handle.client.delete_secret(secret.namespace, secret.name, uid=secret.uid or None)
         event = await self._store.mark_revoked(token_id, by=caller.user, at=self._clock(), reason=reason)
+        if event is not None:
+            # counted once per token: a concurrent DELETE of the same token finds it no longer issued (None)
+            metrics.token_revoked(record.role)
         log.info(
             "token revoked",
             extra={

@@ -130,6 +130,7 @@ class OidcIssuer:
             max_stale=max_stale,
             clock=monotonic,
             label=f"issuer {settings.issuer}'s",
+            source="oidc",
         )
 
     @property

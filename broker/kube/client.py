@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from broker import metrics
 from broker.errors import BrokerError, unavailable, unprocessable, upstream_refused
 
 from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeError, KubeTransportError, to_broker_error
 from .objects import LegacyToken, SecretRef, ServiceAccountRef, TokenResponse
+from .request_labels import request_labels
 from .retry import NO_RETRY, RetryPolicy, call_with_retries
 from .singleflight import SingleFlight
 from .transport import Connection, InClusterFiles, Response, Transport, load_connection
@@ -195,6 +197,34 @@ class ClusterClient:
         return self._connection.proxy
 
     # -- plumbing ---------------------------------------------------------------------------------------------
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response:
+        """One round trip, recorded in token_broker_kube_requests_total and its latency histogram.
+
+        Every request of this client passes here (each retry is its own round trip, as in client-go's
+        rest_client_requests_total). The transport's one re-send after a 401 with refreshed credentials is
+        part of the same round trip. No HTTP answer, or one that is not a JSON object, records code None
+        ("error"); a cancelled call records nothing: nobody waited for its answer.
+        """
+        verb, resource = request_labels(method, path, params)
+        started = time.perf_counter()
+        try:
+            resp = await self._transport.request(method, path, body=body, params=params)
+        except KubeApiError as exc:
+            metrics.kube_request(verb, resource, exc.status, time.perf_counter() - started)
+            raise
+        except KubeTransportError:
+            metrics.kube_request(verb, resource, None, time.perf_counter() - started)
+            raise
+        metrics.kube_request(verb, resource, resp.status, time.perf_counter() - started)
+        return resp
+
     async def _call(
         self,
         method: str,
@@ -206,7 +236,7 @@ class ClusterClient:
     ) -> Response:
         return await call_with_retries(
             self.retry if retry else NO_RETRY,
-            lambda: self._transport.request(method, path, body=body, params=params),
+            lambda: self._request(method, path, body=body, params=params),
         )
 
     def _error(self, exc: KubeError, action: str) -> BrokerError:
@@ -326,7 +356,6 @@ class ClusterClient:
         _check_namespace(namespace)
         name = _random_name(generate_name)
         _check_name("secret", name)
-        collection = f"/api/v1/namespaces/{namespace}/secrets"
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -337,27 +366,9 @@ class ClusterClient:
                 "annotations": {**(annotations or {}), BINDING_SA_ANNOTATION: service_account},
             },
         }
-        tries = 0
-
-        async def attempt() -> Response:
-            nonlocal tries
-            tries += 1
-            try:
-                return await self._transport.request("POST", collection, body=body)
-            except KubeApiError as exc:
-                if exc.status == 409 and exc.reason == "AlreadyExists" and tries > 1:
-                    return await self._transport.request("GET", f"{collection}/{name}")
-                raise
-
-        action = f'create a binding secret in namespace "{namespace}"'
-        try:
-            resp = await call_with_retries(self.retry, attempt)
-        except KubeApiError as exc:
-            if exc.status == 404:
-                raise unprocessable(f'namespace "{namespace}" does not exist') from None
-            raise self._error(exc, action) from None
-        except KubeTransportError as exc:
-            raise self._error(exc, action) from None
+        resp = await self._create_secret_named(
+            namespace, name, body, f'create a binding secret in namespace "{namespace}"'
+        )
         meta = _meta(resp.body)
         uid = meta.get("uid")
         if not isinstance(uid, str) or not uid:
@@ -551,7 +562,6 @@ class ClusterClient:
         labels: Mapping[str, str] | None,
         annotations: Mapping[str, str] | None,
     ) -> str:
-        collection = f"/api/v1/namespaces/{namespace}/secrets"
         prefix = (service_account[:200] + "-token-").replace("..", ".")
         name = _random_name(prefix)
         body = {
@@ -564,28 +574,40 @@ class ClusterClient:
                 "annotations": {**(annotations or {}), SA_NAME_ANNOTATION: service_account},
             },
         }
+        await self._create_secret_named(
+            namespace,
+            name,
+            body,
+            f'create a legacy token secret for service account "{namespace}/{service_account}"',
+        )
+        return name
+
+    async def _create_secret_named(
+        self, namespace: str, name: str, body: Mapping[str, Any], action: str
+    ) -> Response:
+        """POST a Secret whose name the client chose, retried safely: a retry after a lost answer gets 409
+        AlreadyExists and then reads the Secret the first attempt made. Callers check it is theirs."""
+        collection = f"/api/v1/namespaces/{namespace}/secrets"
         tries = 0
 
         async def attempt() -> Response:
             nonlocal tries
             tries += 1
             try:
-                return await self._transport.request("POST", collection, body=body)
+                return await self._request("POST", collection, body=body)
             except KubeApiError as exc:
                 if exc.status == 409 and exc.reason == "AlreadyExists" and tries > 1:
-                    return await self._transport.request("GET", f"{collection}/{name}")
+                    return await self._request("GET", f"{collection}/{name}")
                 raise
 
-        action = f'create a legacy token secret for service account "{namespace}/{service_account}"'
         try:
-            await call_with_retries(self.retry, attempt)
+            return await call_with_retries(self.retry, attempt)
         except KubeApiError as exc:
             if exc.status == 404:
                 raise unprocessable(f'namespace "{namespace}" does not exist') from None
             raise self._error(exc, action) from None
         except KubeTransportError as exc:
             raise self._error(exc, action) from None
-        return name
 
     async def _wait_for_token(
         self, namespace: str, name: str, deadline: float, wait_timeout: float, action: str

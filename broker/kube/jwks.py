@@ -13,6 +13,7 @@ from typing import Any
 import jwt
 from jwt import PyJWK, PyJWKSet
 
+from broker import metrics
 from broker.errors import BrokerError, upstream_refused
 
 from .singleflight import SingleFlight
@@ -47,10 +48,13 @@ class JwksCache:
         max_stale: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
         label: str = "the cluster's",
+        source: metrics.JwksSource = "cluster",
     ) -> None:
-        """label: whose key set this is, for error messages ("the cluster's", "issuer https://…'s")."""
+        """label: whose key set this is, for error messages ("the cluster's", "issuer https://…'s").
+        source: the `source` label of token_broker_jwks_refresh_total — the kind of key set, not its URL."""
         self._fetch = fetch
         self._label = label
+        self._source: metrics.JwksSource = source
         self._min_ttl = min_ttl
         self._max_ttl = max_ttl
         self._cooldown = refetch_cooldown
@@ -72,12 +76,18 @@ class JwksCache:
         await self._flight.do("jwks", self._refresh)
 
     async def _refresh(self) -> None:
-        document, max_age = await self._fetch()
+        # counted once per fetch, not per waiter: concurrent refreshes share this one
+        try:
+            document, max_age = await self._fetch()
+        except Exception:
+            metrics.jwks_refreshed(self._source, "failure")
+            raise
         self.fetches += 1
         try:
             # validates every key; raises when none is usable
             keyset = PyJWKSet.from_dict(document)
         except jwt.PyJWTError as exc:
+            metrics.jwks_refreshed(self._source, "failure")
             raise upstream_refused(f"{self._label} JSON Web Key Set is unusable: {exc}") from None
         raw: dict[str, Mapping[str, Any]] = {}
         for entry in document.get("keys", []):
@@ -92,6 +102,7 @@ class JwksCache:
         ttl = self._max_ttl if max_age is None else min(self._max_ttl, max(self._min_ttl, max_age))
         self._raw, self._keys = raw, keys
         self._fetched_at, self._expires_at = now, now + ttl
+        metrics.jwks_refreshed(self._source, "success")
 
     async def key(self, kid: str, alg: str) -> PyJWK | None:
         """The verification key for (kid, alg), or None when the cluster does not publish it for that alg."""

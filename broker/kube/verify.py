@@ -30,6 +30,35 @@ LEEWAY_SECONDS = 60.0
 _LEGACY = "kubernetes.io/serviceaccount/"
 
 
+class KeySource(Protocol):
+    """A JSON Web Key Set by key id (JwksCache)."""
+
+    async def key(self, kid: str, alg: str) -> jwt.PyJWK | None: ...
+
+
+class UnusableToken(ValueError):
+    """A token whose signature cannot even be checked; the message says why (never quoting the token)."""
+
+
+async def signing_key(token: str, keys: KeySource) -> tuple[dict[str, Any], jwt.PyJWK, str]:
+    """(header, key, alg) to check a service-account JWT with. kube-apiserver signs only with RSA or ECDSA
+    keys, so "none" and HS* (which would let anyone forge a token) are refused, as are a missing kid and a
+    key the set does not publish. Raises UnusableToken; BrokerError 503 when the keys cannot be fetched."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise UnusableToken(f"malformed ({exc})") from None
+    alg, kid = header.get("alg"), header.get("kid")
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+        raise UnusableToken(f"algorithm {alg!r} is not one of {', '.join(ALLOWED_ALGORITHMS)}")
+    if not isinstance(kid, str) or not kid:
+        raise UnusableToken("no key id (kid) in its header")
+    key = await keys.key(kid, alg)
+    if key is None:
+        raise UnusableToken(f"signed with key {kid!r} ({alg}), which the key set does not publish")
+    return header, key, alg
+
+
 class TokenSource(Protocol):
     """What the verifier needs from a cluster (ClusterClient has both)."""
 
@@ -174,18 +203,9 @@ class ClusterTokenVerifier:
 
     async def _decode(self, token: str, *, issuer: str, require: list[str]) -> dict[str, Any]:
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise _refuse(f"malformed ({exc})") from None
-        alg = header.get("alg")
-        kid = header.get("kid")
-        if alg not in ALLOWED_ALGORITHMS:
-            raise _refuse(f"algorithm {alg!r} is not one of {', '.join(ALLOWED_ALGORITHMS)}")
-        if not isinstance(kid, str) or not kid:
-            raise _refuse("no key id (kid) in its header")
-        key = await self.jwks.key(kid, alg)
-        if key is None:
-            raise _refuse(f"signed with key {kid!r} ({alg}), which the cluster does not publish")
+            _, key, alg = await signing_key(token, self.jwks)
+        except UnusableToken as exc:
+            raise _refuse(str(exc)) from None
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -109,6 +109,31 @@ class Flow:
         ):
             return resp.status, await resp.json(content_type=None)
 
+    async def revoke(self, token_id: str) -> tuple[int, Any]:
+        """DELETE /v1/tokens/{token_id} as the caller that was issued the token (its owner)."""
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+            session.delete(f"{self.broker_url}/v1/tokens/{token_id}", ssl=self.caller) as resp,
+        ):
+            text = await resp.text()
+            return resp.status, json.loads(text) if text else None
+
+    async def token_status(self, token: str) -> int:
+        """The API server's answer to a request made with `token`: 401 once it is revoked."""
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+            session.post(
+                self.sim.url + "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+                headers={"Authorization": f"Bearer {token}"},
+                ssl=self.sim.client_ssl_context(),
+            ) as resp,
+        ):
+            await resp.read()
+            return resp.status
+
     async def whoami(self, kubeconfig: Path) -> str:
         result = await run_off_loop(
             [KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json"], self.tmp

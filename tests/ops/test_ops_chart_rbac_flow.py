@@ -1,17 +1,20 @@
 """The chart's RBAC is enough, and every verb of it is needed: the rendered ServiceAccount, ClusterRole and
 bindings are applied to the simulator (RBAC on), the broker runs as that service account, and issues for every kind
-of role; with one verb taken out, the issuance that needs it fails with a 502 that says what the API server
-refused."""
+of role, revokes, and leads the janitor through the chart's Lease Role; with one verb taken out, the issuance (or
+revocation) that needs it fails with a 502 that says what the API server refused."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chart_flow import WORK, chart_objects, running_flow
-from ops_tools import only
+from ops_tools import NAMESPACE, only
+
+from broker.testing.kubesim.coordination_v1 import LEASES
 
 
 @pytest.mark.kubectl
@@ -25,6 +28,46 @@ async def test_the_chart_service_account_issues_every_kind_of_token(tmp_path: Pa
             status, body = await flow.issue(role)
             assert status == 201, body
             assert await flow.token_whoami(body["token"]) == f"system:serviceaccount:{WORK}:{account}"
+
+
+@pytest.mark.kubectl
+async def test_the_chart_service_account_revokes_and_leads_the_janitor(tmp_path: Path) -> None:
+    async with running_flow(tmp_path, chart_objects()) as flow:
+        status, body = await flow.issue("deployer")
+        assert status == 201, body
+        assert await flow.token_whoami(body["token"]) == f"system:serviceaccount:{WORK}:deployer"
+        assert await flow.token_status(body["token"]) == 201
+
+        status, answer = await flow.revoke(body["token_id"])
+        assert status == 204, answer
+        # the bound Secret is gone: the API server refuses the token from now on
+        assert await flow.token_status(body["token"]) == 401
+
+        # the janitor's Lease, in the release namespace, through the chart's leader-election Role alone
+        assert flow.broker is not None
+        elector = flow.broker.elector
+        assert elector is not None and elector.namespace == NAMESPACE
+        async with asyncio.timeout(20):
+            while not elector.still_leader():
+                await asyncio.sleep(0.05)
+        lease = flow.sim.store.try_get(LEASES, NAMESPACE, elector.name)
+        assert lease is not None and lease["spec"]["holderIdentity"] == elector.identity
+
+
+async def test_revoke_without_delete_on_secrets_is_a_clear_502(tmp_path: Path) -> None:
+    async with running_flow(tmp_path, without_verb(chart_objects(), "secrets", "delete")) as flow:
+        status, body = await flow.issue("deployer")
+        assert status == 201, body
+
+        status, problem = await flow.revoke(body["token_id"])
+        assert status == 502, problem
+        assert problem["title"] == "Bad Gateway"
+        assert 'not allowed to delete resource "secrets"' in problem["detail"], problem
+        # nothing was revoked, and the record says so: the token still works
+        assert await flow.token_status(body["token"]) == 201
+        assert flow.broker is not None and flow.broker.store is not None
+        record = await flow.broker.store.get_issuance(body["token_id"])
+        assert record is not None and record.event == "issued"
 
 
 def without_verb(objects: list[dict[str, Any]], resource: str, verb: str) -> list[dict[str, Any]]:

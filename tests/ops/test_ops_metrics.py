@@ -53,7 +53,7 @@ def touch_everything(m: BrokerMetrics) -> None:
     m.kube_request("get", "serviceaccounts", None, 10.0)
     m.audit_write(0.002)
     m.audit_write_failed()
-    m.jwks_refreshed("dev", "success")
+    m.jwks_refreshed("cluster", "success")
     m.auth_failure("mtls", "unknown")
     m.rate_limited_request()
     m.janitor_run("success")
@@ -221,6 +221,7 @@ def test_caller_supplied_strings_never_become_label_values(
     m.kube_request(verb, resource, 200, 0.01)  # type: ignore[arg-type]
     m.token_denied(kind, 0.01)  # type: ignore[arg-type]
     m.token_failed("r", kind, 0.01)  # type: ignore[arg-type]
+    m.jwks_refreshed(resource, "success")  # type: ignore[arg-type]
     allowed = {
         "method": {"mtls", "api_key", "oidc", "kubernetes", "none", "other"},
         "reason": set(metrics._AUTH_REASONS) | {"other"},
@@ -228,6 +229,7 @@ def test_caller_supplied_strings_never_become_label_values(
         "resource": set(metrics._KUBE_RESOURCES) | {"other"},
         "reason_kind": set(metrics._DENY_KINDS) | {"other"},
         "kind": set(metrics._FAIL_KINDS) | {"other"},
+        "source": {"cluster", "oidc", "other"},
     }
     for family in registry.collect():
         for sample in family.samples:
