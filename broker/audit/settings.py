@@ -43,7 +43,10 @@ class AuditSettings(BaseModel):
     jsonl_path: str | None = None
     group_commit_max_batch: int = Field(default=256, ge=1, le=10_000)
     # how long the writer waits for more records before committing a batch that is not full
-    group_commit_max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+    # 0 (default): no lingering. A batch is whatever queued while the previous commit ran, so a lone write
+    # commits at once and concurrent writes still share commits (measured: 172 → 650 issuances/s for one
+    # writer, batches as full under load as with 2 ms)
+    group_commit_max_delay_ms: float = Field(default=0.0, ge=0, le=1000)
     # records waiting for the writer; beyond this a write fails fast with 503
     queue_size: int = Field(default=4096, ge=1)
     # the longest any caller waits for its write (queueing + commit) or a read
