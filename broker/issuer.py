@@ -177,16 +177,21 @@ class Issuer:
         token_id = str(uuid.uuid4())
         # write-ahead: if this cannot be committed (503), nothing has been created yet
         await _audited(self._store.begin_issuance(self._pending(token_id, caller, req, grant)))
+        # binding Secrets a failed issuance could not delete: the record then stays pending, and the janitor's
+        # repair deletes them by their token-id label (a `failed` record is never looked at again)
+        left_behind: list[SecretRef] = []
         try:
             if grant.role.mode == "legacy-secret":
                 minted = await self._mint_legacy(cluster, caller, grant)
             else:
-                minted = await self._mint_bound(cluster, caller, grant, token_id)
+                minted = await self._mint_bound(cluster, caller, grant, token_id, left_behind)
         except BrokerError as exc:
-            await self._record_failure(token_id, exc.reason or exc.detail, exc.status)
+            if not left_behind:
+                await self._record_failure(token_id, exc.reason or exc.detail, exc.status)
             raise
         except BaseException as exc:
-            await self._record_failure(token_id, f"unexpected {type(exc).__name__}", 500)
+            if not left_behind:
+                await self._record_failure(token_id, f"unexpected {type(exc).__name__}", 500)
             raise
         revoke_at = (
             minted.issued_at + timedelta(seconds=grant.revoke_after_seconds)
@@ -207,7 +212,8 @@ class Issuer:
                 )
             )
         except BaseException:
-            # no completed record, no token: kill what can be killed before refusing
+            # no completed record, no token: kill what can be killed before refusing (a Secret that cannot be
+            # deleted now is found by repair: the record is still pending)
             if minted.secret is not None and grant.role.mode != "legacy-secret":
                 await self._discard(cluster, minted.secret)
             raise
@@ -326,7 +332,12 @@ class Issuer:
         return sa.subject
 
     async def _mint_bound(
-        self, cluster: ClusterHandle, caller: Caller, grant: Grant, token_id: str
+        self,
+        cluster: ClusterHandle,
+        caller: Caller,
+        grant: Grant,
+        token_id: str,
+        left_behind: list[SecretRef],
     ) -> _Minted:
         role = grant.role
         subject = await self._ensure_account(cluster, grant)
@@ -357,8 +368,8 @@ class Issuer:
             )
         except BaseException:
             # nothing half-done: a token bound to this Secret must not outlive a failed issuance
-            if secret is not None:
-                await self._discard(cluster, secret)
+            if secret is not None and not await self._discard(cluster, secret):
+                left_behind.append(secret)
             raise
         return _Minted(
             token=response.token,
@@ -399,15 +410,18 @@ class Issuer:
         )
 
     @staticmethod
-    async def _discard(cluster: ClusterHandle, secret: SecretRef) -> None:
+    async def _discard(cluster: ClusterHandle, secret: SecretRef) -> bool:
+        """Delete a binding Secret of an issuance that failed; False when it may still exist."""
         try:
             # shielded: a cancelled request must still clean up what it created
             await asyncio.shield(cluster.client.delete_secret(secret.namespace, secret.name, uid=secret.uid))
         except (BrokerError, asyncio.CancelledError):
             log.warning(
-                "could not delete a binding Secret after a failed issuance; the janitor's repair will",
+                "could not delete a binding Secret after a failed issuance; start-up or janitor repair will",
                 extra={"secret": f"{secret.namespace}/{secret.name}"},
             )
+            return False
+        return True
 
 
 async def _audited(write: Awaitable[T]) -> T:

@@ -219,3 +219,34 @@ async def test_short_revocable_token_dies_at_its_ttl(tmp_path: Path) -> None:
         assert datetime.now(UTC) >= datetime.fromisoformat(issued["expires_at"])
         result = await kubectl(kubeconfig, "auth", "whoami", home=tmp_path)
         assert result.returncode != 0 and "Unauthorized" in result.stderr
+
+
+async def test_binding_secret_that_cannot_be_deleted_is_left_to_repair(stack) -> None:
+    # the API server goes away right after the binding Secret is created: the TokenRequest fails and so does
+    # the clean-up; the record must stay pending so that repair (not a human) deletes the Secret later
+    def outage_after_binding_secret(event: str, rtype, obj) -> None:
+        if (
+            event == "ADDED"
+            and rtype.plural == "secrets"
+            and "token-broker.io/token-id" in obj["metadata"].get("labels", {})
+        ):
+            stack.sim.faults.outage = True
+
+    stack.sim.store.add_listener(outage_after_binding_secret)
+    ctx = mtls_context(stack, *stack.paths.caller_cert("jenkins"))
+    status, _, text = await post_token(stack, ctx, {"role": "deployer", "namespace": DEMO_NAMESPACE})
+    assert status == 503, text
+    stack.sim.store.remove_listener(outage_after_binding_secret)
+    stack.sim.faults.outage = False
+
+    store = stack.broker.store
+    pending = (await store.query_issuances(AuditFilter(event="pending"))).items
+    assert len(pending) == 1
+    token_id = pending[0].id
+    selector = f"token-broker.io/token-id={token_id}"
+    assert len(stack.sim.store.list(SECRETS, DEMO_NAMESPACE, selector)) == 1
+
+    assert await stack.broker.janitor.repair_pending(datetime.now(UTC)) == 1
+    assert stack.sim.store.list(SECRETS, DEMO_NAMESPACE, selector) == []
+    record = await store.get_issuance(token_id)
+    assert record is not None and record.event == "aborted"
