@@ -8,7 +8,6 @@ file and the key path (`roles[2].max_ttl`), so `token-broker config check` can p
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,12 +28,12 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
-    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from .audit.settings import AuditSettings
+from .config_paths import resolve_config_path
 from .durations import format_duration, parse_duration
 from .labelselector import parse_label_selector
 from .names import (
@@ -93,15 +92,6 @@ def _duration(value: Any) -> int:
 def _nonempty_path(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         raise ValueError("path must not be empty")
-    return value
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    value = value.expanduser()
-    base = info.context.get("base_dir") if isinstance(info.context, Mapping) else None
-    if base is not None and not value.is_absolute():
-        # normpath, not resolve(): no file-system access, and symlinks stay as the operator wrote them
-        value = Path(os.path.normpath(Path(base) / value))
     return value
 
 
@@ -264,7 +254,7 @@ def _selector(value: str | None) -> str | None:
 
 
 Duration = Annotated[int, BeforeValidator(_duration)]
-ConfigPath = Annotated[Path, BeforeValidator(_nonempty_path), AfterValidator(_resolve_path)]
+ConfigPath = Annotated[Path, BeforeValidator(_nonempty_path), AfterValidator(resolve_config_path)]
 Name = Annotated[StrictStr, AfterValidator(_resource_name)]
 RoleRef = Annotated[StrictStr, AfterValidator(_role_ref)]
 Principal = Annotated[StrictStr, AfterValidator(_printable)]

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from broker.config_paths import resolve_config_path
+
 from .records import ContextLimits
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
-    # same rule as broker.config: relative paths are relative to the config file (context["base_dir"])
-    value = value.expanduser()
-    base = info.context.get("base_dir") if isinstance(info.context, Mapping) else None
-    if base is not None and not value.is_absolute():
-        value = Path(os.path.normpath(Path(base) / value))
-    return value
 
 
 class AuditSettings(BaseModel):
@@ -61,7 +52,7 @@ class AuditSettings(BaseModel):
     def _sqlite_path(cls, value: Path, info: ValidationInfo) -> Path:
         if not str(value).strip():
             raise ValueError("path must not be empty")
-        return _relative_to_config(value, info)
+        return resolve_config_path(value, info)
 
     @field_validator("jsonl_path")
     @classmethod
@@ -70,7 +61,7 @@ class AuditSettings(BaseModel):
             return value
         if not value.strip():
             raise ValueError('path must not be empty (use "-" for standard output)')
-        return str(_relative_to_config(Path(value), info))
+        return str(resolve_config_path(Path(value), info))
 
     @field_validator("postgres_schema")
     @classmethod

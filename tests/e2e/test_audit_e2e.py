@@ -4,6 +4,7 @@ crash between the TokenRequest and the record."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import ssl
@@ -43,8 +44,6 @@ async def test_issuance_and_denial_are_recorded_without_the_token(stack) -> None
     assert record.caller_user == "jenkins" and record.caller_method == "mtls"
     assert record.context == {"job": "build-42"}
     assert record.bound_secret is not None  # deployer is revocable
-    import hashlib
-
     assert record.token_sha256 == hashlib.sha256(body["token"].encode()).hexdigest()
     denials = await store.query_events(AuditFilter(event="denied"))
     assert [d.role for d in denials.items] == ["legacy-robot"]
