@@ -10,19 +10,46 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
 from broker.app import Broker
 from broker.config import load_config
-from broker.pki import CertificateAuthority, write_private
+from broker.pki import CertificateAuthority, IssuedCert, write_private
 from broker.rbac_manifest import broker_cluster_role, cluster_role_binding
 from broker.testing.kubesim import KubeSim, SimOptions
+
+if TYPE_CHECKING:
+    from broker.testing.controlplane import ControlPlane
 
 BROKER_USER = "token-broker"
 DEMO_NAMESPACE = "demo"
 DEMO_CALLER = ("jenkins", ["ci"])
+
+
+class Cluster(Protocol):
+    """What the stack needs of a running API server: the simulator and the real control plane both offer it."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ca_pem(self) -> bytes: ...
+
+    def client_cert(self, cn: str, groups: list[str] | tuple[str, ...] = ()) -> IssuedCert: ...
+
+    @property
+    def admin_kubeconfig(self) -> Path | None: ...
+
+    def write_kubeconfig(
+        self,
+        path: Path,
+        *,
+        cert: IssuedCert | None = None,
+        token: str | None = None,
+        namespace: str = "default",
+    ) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -116,6 +143,12 @@ service_account = "legacy-robot"
 namespaces = ["{namespace}"]
 mode = "legacy-secret"
 
+[janitor]
+# the stack's own namespace: stacks sharing one cluster never contend for one Lease
+lease_namespace = "{namespace}"
+{janitor}
+[audit]
+{audit}
 [[grants]]
 name = "ci-deploys"
 groups = ["ci"]
@@ -131,18 +164,19 @@ enabled = true
 """
 
 
-async def _apply(sim: KubeSim, admin_ssl: ssl.SSLContext, objects: list[tuple[str, dict[str, Any]]]) -> None:
+async def _apply(server: str, admin_ssl: ssl.SSLContext, objects: list[tuple[str, dict[str, Any]]]) -> None:
     """POST each object as the cluster admin would with `kubectl create`; AlreadyExists is fine."""
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
         for path, body in objects:
-            async with session.post(sim.url + path, json=body, ssl=admin_ssl) as resp:
+            async with session.post(server + path, json=body, ssl=admin_ssl) as resp:
                 if resp.status not in (200, 201, 409):
                     raise RuntimeError(f"demo set-up: POST {path} → {resp.status} {await resp.text()}")
 
 
 class DemoStack:
-    """Simulator + broker + certificates under one directory."""
+    """An API server (the simulator unless a running cluster is given) + broker + certificates under one
+    directory. On a shared cluster each stack keeps to its own namespace and broker identity."""
 
     def __init__(
         self,
@@ -152,17 +186,29 @@ class DemoStack:
         metrics_port: int = 9090,
         sim_port: int = 6443,
         sim_options: SimOptions | None = None,
+        cluster: Cluster | None = None,
+        namespace: str = DEMO_NAMESPACE,
+        broker_user: str = BROKER_USER,
+        janitor_config: str = "",
+        audit_config: str = "",
         extra_config: str = "",
     ) -> None:
         self.paths = DemoPaths(root.resolve())
-        # TOML appended to the generated config (tests shorten the janitor's interval this way)
+        self.namespace = namespace
+        self.broker_user = broker_user
+        # TOML lines added to the [janitor] and [audit] sections, and appended to the generated config
+        self._sections = {"janitor": janitor_config, "audit": audit_config}
         self._extra_config = extra_config
         self._ports = (api_port, metrics_port, sim_port)
-        self.sim = KubeSim(
-            options=sim_options,
-            state_dir=self.paths.cluster_dir,
-            port=_port_or_ephemeral("127.0.0.1", sim_port),
-        )
+        # the simulator when the stack owns its API server; None on a cluster someone else runs
+        self.sim: KubeSim | None = None
+        if cluster is None:
+            self.sim = KubeSim(
+                options=sim_options,
+                state_dir=self.paths.cluster_dir,
+                port=_port_or_ephemeral("127.0.0.1", sim_port),
+            )
+        self.cluster: Cluster = cluster or self.sim  # type: ignore[assignment]
         self.broker: Broker | None = None
         self.client_ca: CertificateAuthority | None = None
 
@@ -193,45 +239,46 @@ class DemoStack:
         p.client_ca.write_bytes(self.client_ca.cert_pem)
         write_private(p.client_ca_key, self.client_ca.key_pem)
 
-    async def _grant_broker_rbac(self) -> None:
-        cfg = load_config(self.paths.config)
-        admin = self.sim.client_cert("admin", ["system:masters"])
-        admin_ssl = ssl.create_default_context(cadata=self.sim.ca_pem.decode())
-        cert_file, key_file = (
-            self.paths.root / "tls" / "sim-admin.crt",
-            self.paths.root / "tls" / "sim-admin.key",
-        )
+    def _admin_ssl(self) -> ssl.SSLContext:
+        admin = self.cluster.client_cert("admin", ["system:masters"])
+        cert_file, key_file = self.paths.root / "tls" / "admin.crt", self.paths.root / "tls" / "admin.key"
         cert_file.write_bytes(admin.cert_pem)
         write_private(key_file, admin.key_pem)
-        admin_ssl.load_cert_chain(str(cert_file), str(key_file))
+        context = ssl.create_default_context(cadata=self.cluster.ca_pem.decode())
+        context.load_cert_chain(str(cert_file), str(key_file))
+        return context
+
+    async def _grant_broker_rbac(self) -> None:
+        cfg = load_config(self.paths.config)
         rbac = "/apis/rbac.authorization.k8s.io/v1"
+        user = self.broker_user
         await _apply(
-            self.sim,
-            admin_ssl,
+            self.cluster.url,
+            self._admin_ssl(),
             [
                 (
                     "/api/v1/namespaces",
-                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}},
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}},
                 ),
-                (f"{rbac}/clusterroles", broker_cluster_role(BROKER_USER, cfg.roles, janitor_leases=True)),
+                (f"{rbac}/clusterroles", broker_cluster_role(user, cfg.roles, janitor_leases=True)),
                 (
                     f"{rbac}/clusterrolebindings",
-                    cluster_role_binding(BROKER_USER, BROKER_USER, {"kind": "User", "name": BROKER_USER}),
+                    cluster_role_binding(user, user, {"kind": "User", "name": user}),
                 ),
                 # what a deployer token may do once issued: edit the demo namespace
                 (
-                    f"{rbac}/namespaces/{DEMO_NAMESPACE}/rolebindings",
+                    f"{rbac}/namespaces/{self.namespace}/rolebindings",
                     {
                         "apiVersion": "rbac.authorization.k8s.io/v1",
                         "kind": "RoleBinding",
-                        "metadata": {"name": "deployer-edit", "namespace": DEMO_NAMESPACE},
+                        "metadata": {"name": "deployer-edit", "namespace": self.namespace},
                         "roleRef": {
                             "apiGroup": "rbac.authorization.k8s.io",
                             "kind": "ClusterRole",
                             "name": "edit",
                         },
                         "subjects": [
-                            {"kind": "ServiceAccount", "name": "deployer", "namespace": DEMO_NAMESPACE}
+                            {"kind": "ServiceAccount", "name": "deployer", "namespace": self.namespace}
                         ],
                     },
                 ),
@@ -241,11 +288,14 @@ class DemoStack:
     async def start(self) -> None:
         p = self.paths
         p.root.mkdir(parents=True, exist_ok=True)
-        await self.sim.start()
+        if self.sim is not None:
+            await self.sim.start()
         try:
             self._write_tls()
             # the broker's own identity: a client certificate of the cluster CA with least-privilege RBAC
-            self.sim.write_kubeconfig(p.broker_kubeconfig, cert=self.sim.client_cert(BROKER_USER, []))
+            self.cluster.write_kubeconfig(
+                p.broker_kubeconfig, cert=self.cluster.client_cert(self.broker_user, [])
+            )
             api_port, metrics_port, _ = self._ports
             p.config.write_text(
                 CONFIG_TEMPLATE.format(
@@ -255,7 +305,8 @@ class DemoStack:
                     server_key=p.server_key,
                     client_ca=p.client_ca,
                     kubeconfig=p.broker_kubeconfig,
-                    namespace=DEMO_NAMESPACE,
+                    namespace=self.namespace,
+                    **self._sections,
                 )
                 + self._extra_config
             )
@@ -271,7 +322,8 @@ class DemoStack:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
-        await self.sim.stop()
+        if self.sim is not None:
+            await self.sim.stop()
 
     async def __aenter__(self) -> DemoStack:
         await self.start()
@@ -289,30 +341,39 @@ def instructions(stack: DemoStack) -> str:
     kubeconfig = p.root / "jenkins.kubeconfig"
     return f"""
 kube-token-broker demo is running.
-  Kubernetes API simulator: {stack.sim.url}   (admin: kubectl --kubeconfig {p.cluster_dir / "admin.kubeconfig"} get ns)
+  Kubernetes API {"simulator" if stack.sim else "server"}: {stack.cluster.url}   (admin: kubectl --kubeconfig {stack.cluster.admin_kubeconfig} get ns)
   broker API:               {url}
   metrics:                  {stack.broker.listeners.metrics_url if stack.broker and stack.broker.listeners else ""}/metrics
   broker config:            {p.config}
 
 A token for the demo caller (CN=jenkins, O=ci), as JSON:
   {curl} -H 'Content-Type: application/json' \\
-       -d '{{"role":"deployer","namespace":"{DEMO_NAMESPACE}","ttl":"15m"}}' {url}/v1/tokens
+       -d '{{"role":"deployer","namespace":"{stack.namespace}","ttl":"15m"}}' {url}/v1/tokens
 
 The same as a kubeconfig, used by kubectl:
-  {curl} -H 'Content-Type: application/json' -d '{{"role":"deployer","namespace":"{DEMO_NAMESPACE}"}}' \\
+  {curl} -H 'Content-Type: application/json' -d '{{"role":"deployer","namespace":"{stack.namespace}"}}' \\
        '{url}/v1/tokens?format=kubeconfig' > {kubeconfig}
   kubectl --kubeconfig {kubeconfig} auth whoami
-  kubectl --kubeconfig {kubeconfig} -n {DEMO_NAMESPACE} get serviceaccounts
+  kubectl --kubeconfig {kubeconfig} -n {stack.namespace} get serviceaccounts
 
 Roles this caller may use:  {curl} {url}/v1/roles
 Press Ctrl-C to stop.
 """
 
 
-async def run_demo(root: Path) -> None:
-    stack = DemoStack(root)
-    await stack.start()
+def _start_control_plane(root: Path) -> ControlPlane:
+    # imported here: the simulator-only demo does not need the control-plane harness
+    from broker.testing.controlplane import ControlPlane, locate
+
+    return ControlPlane(locate(), root.resolve() / "control-plane").start()
+
+
+async def run_demo(root: Path, *, control_plane: bool = False) -> None:
+    """The demo on the simulator, or on the real control plane when `make control-plane` has built it."""
+    plane = await asyncio.to_thread(_start_control_plane, root) if control_plane else None
+    stack = DemoStack(root, cluster=plane)
     try:
+        await stack.start()
         print(instructions(stack), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -322,3 +383,5 @@ async def run_demo(root: Path) -> None:
         await stop.wait()
     finally:
         await stack.stop()
+        if plane is not None:
+            await asyncio.to_thread(plane.stop)

@@ -6,12 +6,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from backends import control_plane, control_plane_binaries
 from kubesim_harness import FAST_RETRY, KUBECTL, MakeClient, kubectl_env, run_kubectl
 
 from broker.kube import ClusterClient, RetryPolicy
 from broker.testing.kubesim import KubeSim, SimOptions
 
-__all__ = ["FAST_RETRY", "KUBECTL", "MakeClient", "kubectl_env", "run_kubectl"]
+__all__ = [
+    "FAST_RETRY",
+    "KUBECTL",
+    "MakeClient",
+    "control_plane",
+    "control_plane_binaries",
+    "kubectl_env",
+    "run_kubectl",
+]
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 LEGACY_INVALID_LABEL = "kubernetes.io/legacy-token-invalid-since"
 # the API server publishes its signing keys here whatever jwks_uri the discovery document names
 JWKS_PATH = "/openid/v1/jwks"
+JWKS_ACCEPT = "application/jwk-set+json, application/json"
 
 # apimachinery validation: namespaces are DNS-1123 labels, most object names DNS-1123 subdomains
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -204,6 +205,7 @@ class ClusterClient:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        accept: str | None = None,
     ) -> Response:
         """One round trip, recorded in token_broker_kube_requests_total and its latency histogram.
 
@@ -215,7 +217,7 @@ class ClusterClient:
         verb, resource = request_labels(method, path, params)
         started = time.perf_counter()
         try:
-            resp = await self._transport.request(method, path, body=body, params=params)
+            resp = await self._transport.request(method, path, body=body, params=params, accept=accept)
         except KubeApiError as exc:
             metrics.kube_request(verb, resource, exc.status, time.perf_counter() - started)
             raise
@@ -233,10 +235,11 @@ class ClusterClient:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         retry: bool = True,
+        accept: str | None = None,
     ) -> Response:
         return await call_with_retries(
             self.retry if retry else NO_RETRY,
-            lambda: self._request(method, path, body=body, params=params),
+            lambda: self._request(method, path, body=body, params=params, accept=accept),
         )
 
     def _error(self, exc: KubeError, action: str) -> BrokerError:
@@ -716,7 +719,8 @@ class ClusterClient:
         """The JWKS and the Cache-Control max-age it came with (None when the server sent none)."""
         action = "fetch the cluster's token signing keys"
         try:
-            resp = await self._call("GET", self._jwks_path(uri))
+            # the API server serves the key set as application/jwk-set+json only (406 to application/json)
+            resp = await self._call("GET", self._jwks_path(uri), accept=JWKS_ACCEPT)
         except (KubeApiError, KubeTransportError) as exc:
             raise self._error(exc, action) from None
         if not isinstance(resp.body.get("keys"), list):

@@ -289,11 +289,14 @@ class Transport:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         refresh_on_401: bool = True,
+        accept: str | None = None,
     ) -> Response:
         """`path` starts with "/" and is relative to the server URL: credentials never go to another origin."""
         creds = self.connection.credentials
         auth = await creds.header() if creds.dynamic else self._static_auth
-        headers = {"Authorization": auth} if auth else None
+        headers = {"Authorization": auth} if auth else {}
+        if accept:
+            headers["Accept"] = accept
         if not path.startswith("/"):
             raise ValueError(f"not a server path: {path!r}")
         url = self._base + path
@@ -322,7 +325,9 @@ class Transport:
         if status >= 400:
             if status == 401 and creds.dynamic and refresh_on_401:
                 creds.invalidate()
-                return await self.request(method, path, body=body, params=params, refresh_on_401=False)
+                return await self.request(
+                    method, path, body=body, params=params, refresh_on_401=False, accept=accept
+                )
             raise parse_failure(status, resp_headers, raw, method=method, path=path)
         if log.isEnabledFor(logging.DEBUG):
             # never the body: a TokenRequest answer holds the token

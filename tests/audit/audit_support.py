@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from backends import unavailable
 
 from broker.audit import AuditRecord, AuditSettings, SqlAuditStore, make_sql_store
 
@@ -53,7 +54,8 @@ async def make_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Async
     if backend == "postgres":
         problem = await _pg_unreachable()
         if problem:
-            pytest.skip(problem)
+            # CI must not pass with half the store suite skipped; elsewhere say how to get it
+            unavailable(f"{problem} (tools/postgres.sh installs and starts it)")
     schemas: list[str] = []
     # one database per test (shared by every store the test opens), unless asked for another
     default_schema = f"audit_test_{uuid.uuid4().hex[:12]}"

@@ -1,15 +1,19 @@
-"""In-cluster callers: service-account tokens made by the real kubectl against the simulator, checked with
-TokenReviews the simulator answers. Reviews are counted in the simulator's own request log."""
+"""In-cluster callers: service-account tokens made by the real kubectl, checked with TokenReviews that the
+simulator and the real kube-apiserver answer. Reviews are counted in each server's request (audit) log."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from backends import BACKENDS, fresh_name, kubectl_binary
+from cluster_admin import ClusterAdmin
 from oidc_issuer import AUDIENCE, Clock, policy_from, serve_edge
 
 from broker.callers import (
@@ -24,47 +28,84 @@ from broker.errors import BrokerError
 from broker.kube import ClusterClient
 from broker.testing.kubesim import KubeSim
 
-KUBECTL = "/usr/bin/kubectl"
-SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated")
+
+class Backend:
+    """Either API server, with a namespace of this test's own (the real one is shared by the session)."""
+
+    def __init__(self, cluster: Any, real: bool, namespace: str, root: Path) -> None:
+        self.cluster = cluster
+        self.real = real
+        self.namespace = namespace
+        self.kubectl = kubectl_binary(real)
+        admin = cluster.client_cert("admin", ["system:masters"])
+        self.admin_kubeconfig = cluster.write_kubeconfig(
+            root / "admin.kubeconfig", cert=admin, namespace=namespace
+        )
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return ("system:serviceaccounts", f"system:serviceaccounts:{self.namespace}", "system:authenticated")
+
+    def user(self, account: str) -> str:
+        return f"system:serviceaccount:{self.namespace}:{account}"
+
+    async def run(self, kubeconfig: Path, *args: str) -> str:
+        home = kubeconfig.parent / ".kubectl-home"
+        home.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and k != "KUBECONFIG"}
+        env["HOME"] = str(home)
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [self.kubectl, "--kubeconfig", str(kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    async def reviews(self) -> int:
+        """TokenReviews the API server completed. The real server logs a request just after answering it, so
+        read until two looks agree."""
+        count = -1
+        while True:
+            seen = sum(
+                1 for e in self.cluster.audit_events if e.path == TOKEN_REVIEWS_PATH and e.method == "POST"
+            )
+            if seen == count or not self.real:
+                return seen
+            count = seen
+            await asyncio.sleep(0.3)
 
 
-async def kubectl(kubeconfig: Path, *args: str) -> str:
-    home = kubeconfig.parent / ".kubectl-home"
-    home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and k != "KUBECONFIG"}
-    env["HOME"] = str(home)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def reviews(sim: KubeSim) -> int:
-    return sum(1 for e in sim.audit_events if e.path == TOKEN_REVIEWS_PATH and e.method == "POST")
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    namespace = fresh_name("callers")
+    if request.param == "sim":
+        async with KubeSim(state_dir=tmp_path / "kubesim") as sim:
+            await ClusterAdmin(sim).namespace(namespace)
+            yield Backend(sim, False, namespace, tmp_path)
+    else:
+        plane = request.getfixturevalue("control_plane")
+        await ClusterAdmin(plane).namespace(namespace)
+        yield Backend(plane, True, namespace, tmp_path)
 
 
 @pytest.fixture
-async def client(kubesim: KubeSim) -> AsyncIterator[ClusterClient]:
-    assert kubesim.admin_kubeconfig is not None
+async def client(backend: Backend) -> AsyncIterator[ClusterClient]:
     async with await ClusterClient.create(
-        "sim", kubeconfig=kubesim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
+        "sim", kubeconfig=backend.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     ) as c:
         yield c
 
 
 @pytest.fixture
-async def agent(kubesim: KubeSim) -> Path:
+async def agent(backend: Backend) -> Path:
     """The admin kubeconfig, after `kubectl create serviceaccount agent`."""
-    assert kubesim.admin_kubeconfig is not None
-    await kubectl(kubesim.admin_kubeconfig, "create", "serviceaccount", "agent")
-    return kubesim.admin_kubeconfig
+    await backend.run(backend.admin_kubeconfig, "create", "serviceaccount", "agent")
+    return backend.admin_kubeconfig
 
 
 @pytest.fixture
@@ -87,33 +128,51 @@ async def refused(authenticator: TokenReviewAuthenticator, token: str) -> Broker
     return err.value
 
 
-async def test_a_service_account_token_authenticates(agent: Path, reviewer: TokenReviewAuthenticator) -> None:
-    token = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
+async def eventually_refused(
+    authenticator: TokenReviewAuthenticator, token: str, clock: Clock, *, within: float
+) -> BrokerError:
+    """Refused now (the simulator) or within `within` real seconds (a real server's informer and cache); each
+    look moves the broker's own cache clock past its lifetime so that only the server's answer counts."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await authenticator.authenticate(bearer(token))
+        except BrokerError as err:
+            return err
+        assert time.monotonic() < deadline, f"the token was still accepted after {within} s"
+        clock.now += 11
+        await asyncio.sleep(0.25)
+
+
+async def test_a_service_account_token_authenticates(
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend
+) -> None:
+    token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
     caller = await reviewer.authenticate(bearer(token))
     assert caller is not None
-    assert caller.user == "system:serviceaccount:default:agent"
-    assert caller.groups == SA_GROUPS
+    assert caller.user == backend.user("agent")
+    assert caller.groups == backend.groups
     assert caller.method == "kubernetes"
     [credential] = caller.claims["authentication.kubernetes.io/credential-id"]
     assert credential.startswith("JTI=")
 
 
 async def test_a_token_for_another_audience_is_refused(
-    agent: Path, reviewer: TokenReviewAuthenticator
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend
 ) -> None:
     # the default audience is the API server's: such a token is for talking to Kubernetes, not to the broker
-    err = await refused(reviewer, await kubectl(agent, "create", "token", "agent"))
+    err = await refused(reviewer, await backend.run(agent, "create", "token", "agent"))
     assert err.status == 401
     assert "TokenReview on cluster sim" in err.reason and "is invalid for the target audiences" in err.reason
 
 
 async def test_a_token_whose_bound_secret_was_deleted_is_refused(
-    agent: Path, reviewer: TokenReviewAuthenticator, kubesim: KubeSim, clock: Clock
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend, clock: Clock
 ) -> None:
     for name in ("s1", "s2"):
-        await kubectl(agent, "create", "secret", "generic", name)
+        await backend.run(agent, "create", "secret", "generic", name)
     bound = [
-        await kubectl(
+        await backend.run(
             agent,
             "create",
             "token",
@@ -129,75 +188,80 @@ async def test_a_token_whose_bound_secret_was_deleted_is_refused(
     ]
     # s1's token was used before the Secret went away, s2's was not
     assert await reviewer.authenticate(bearer(bound[0])) is not None
-    await kubectl(agent, "delete", "secret", "s1", "s2")
+    await backend.run(agent, "delete", "secret", "s1", "s2")
 
-    err = await refused(reviewer, bound[1])
+    # a real kube-apiserver sees the deletion through its Secret informer a moment later (and caches a success
+    # in that moment for ~10 s)
+    err = await eventually_refused(reviewer, bound[1], clock, within=15)
     assert err.status == 401 and "bearer token was not accepted" in err.detail
     assert "has been invalidated" in err.reason
     # like kube-apiserver, a success is reused for the cache lifetime: revocation lags by at most that much
     assert await reviewer.authenticate(bearer(bound[0])) is not None
     clock.now += 10
-    err = await refused(reviewer, bound[0])
+    # ... and the real server's own ~10 s cache of bound[0]'s earlier success comes on top of ours
+    err = await eventually_refused(reviewer, bound[0], clock, within=15)
     assert err.status == 401 and "has been invalidated" in err.reason
 
 
 async def test_a_token_of_a_deleted_service_account_is_refused(
-    agent: Path, reviewer: TokenReviewAuthenticator
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend
 ) -> None:
-    token = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
-    await kubectl(agent, "delete", "serviceaccount", "agent")
+    token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
+    await backend.run(agent, "delete", "serviceaccount", "agent")
     err = await refused(reviewer, token)
     assert err.status == 401 and 'serviceaccounts "agent" not found' in err.reason
 
 
 async def test_reviews_are_cached_by_token_hash(
-    agent: Path, reviewer: TokenReviewAuthenticator, kubesim: KubeSim, clock: Clock
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend, clock: Clock
 ) -> None:
-    token = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
-    before = reviews(kubesim)
+    token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
+    before = await backend.reviews()
     first = await reviewer.authenticate(bearer(token))
     second = await reviewer.authenticate(bearer(token))
     assert first == second and first is not None
-    assert reviews(kubesim) == before + 1
+    assert await backend.reviews() == before + 1
 
     # another token of the same account is another review
-    other = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
+    other = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
     await reviewer.authenticate(bearer(other))
-    assert reviews(kubesim) == before + 2
+    assert await backend.reviews() == before + 2
 
     # past the cache lifetime, the API server is asked again
     clock.now += 10.5
     await reviewer.authenticate(bearer(token))
-    assert reviews(kubesim) == before + 3
+    assert await backend.reviews() == before + 3
     # the cache holds digests, never the token
     assert all(isinstance(k, bytes) and len(k) == 32 for k in reviewer._cache)
     assert token not in repr(vars(reviewer))
 
 
 async def test_concurrent_requests_with_one_token_share_one_review(
-    agent: Path, reviewer: TokenReviewAuthenticator, kubesim: KubeSim
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend
 ) -> None:
-    token = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
-    before = reviews(kubesim)
+    token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
+    before = await backend.reviews()
     callers = await asyncio.gather(*(reviewer.authenticate(bearer(token)) for _ in range(20)))
-    assert {c.user for c in callers if c is not None} == {"system:serviceaccount:default:agent"}
-    assert reviews(kubesim) == before + 1
+    assert {c.user for c in callers if c is not None} == {backend.user("agent")}
+    assert await backend.reviews() == before + 1
 
 
 async def test_failures_are_not_cached(
-    agent: Path, reviewer: TokenReviewAuthenticator, kubesim: KubeSim
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend
 ) -> None:
-    token = await kubectl(agent, "create", "token", "agent")  # wrong audience
-    before = reviews(kubesim)
+    token = await backend.run(agent, "create", "token", "agent")  # wrong audience
+    before = await backend.reviews()
     for _ in range(2):
         assert (await refused(reviewer, token)).status == 401
-    assert reviews(kubesim) == before + 2
+    assert await backend.reviews() == before + 2
 
 
+@pytest.mark.parametrize("backend", ["sim"], indirect=True)
 async def test_an_unavailable_api_server_is_a_503(
-    agent: Path, reviewer: TokenReviewAuthenticator, kubesim: KubeSim
+    agent: Path, reviewer: TokenReviewAuthenticator, backend: Backend
 ) -> None:
-    token = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
+    kubesim = backend.cluster  # the simulator's fault switches
+    token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
     kubesim.faults.path_prefix = TOKEN_REVIEWS_PATH
     kubesim.faults.error_count, kubesim.faults.error_code = 1, 500
     err = await refused(reviewer, token)
@@ -209,11 +273,12 @@ async def test_an_unavailable_api_server_is_a_503(
 
 
 async def test_a_broker_not_allowed_to_review_tokens_is_a_502(
-    kubesim: KubeSim, agent: Path, tmp_path: Path
+    backend: Backend, agent: Path, tmp_path: Path
 ) -> None:
     # RBAC is on: a user with no binding may not create tokenreviews (403 → the broker is misconfigured)
-    kubeconfig = kubesim.write_kubeconfig(tmp_path / "nobody.kubeconfig", cert=kubesim.client_cert("nobody"))
-    token = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
+    nobody = backend.cluster.client_cert("nobody")
+    kubeconfig = backend.cluster.write_kubeconfig(tmp_path / "nobody.kubeconfig", cert=nobody)
+    token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
     async with await ClusterClient.create(
         "sim", kubeconfig=kubeconfig, context=None, in_cluster=False, request_timeout=5
     ) as weak:
@@ -237,7 +302,7 @@ async def test_requests_without_a_jwt_are_not_ours() -> None:
 
 
 async def test_behind_oidc_in_the_chain_over_http(
-    agent: Path, client: ClusterClient, kubesim: KubeSim
+    agent: Path, client: ClusterClient, backend: Backend
 ) -> None:
     """A service-account token is not from a configured OIDC issuer, so OIDC leaves it to the TokenReview."""
     oidc = OidcAuthenticator(
@@ -247,21 +312,21 @@ async def test_behind_oidc_in_the_chain_over_http(
     review = TokenReviewAuthenticator(lambda: client, audiences=[AUDIENCE])
     policy = policy_from(
         [{"name": "deployer", "service_account": "deployer", "namespaces": ["ci-*"], "max_ttl": "1h"}],
-        [{"name": "agents", "users": ["system:serviceaccount:default:agent"], "roles": ["deployer"]}],
+        [{"name": "agents", "users": [backend.user("agent")], "roles": ["deployer"]}],
     )
-    token = await kubectl(agent, "create", "token", "agent", "--audience", AUDIENCE)
+    token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
     async with serve_edge([oidc, review], policy) as edge:
         status, _, body = await edge.call("GET", "/v1/whoami", token)
         assert status == 200, body
-        assert body["user"] == "system:serviceaccount:default:agent"
+        assert body["user"] == backend.user("agent")
         assert body["method"] == "kubernetes" and body["roles"] == ["deployer"]
-        assert body["groups"] == list(SA_GROUPS)
+        assert body["groups"] == list(backend.groups)
         assert token not in str(body)
         status, _, body = await edge.token(token, role="deployer", namespace="ci-builds")
         assert status == 201, body
 
         # a token nobody vouches for: refused by the cluster, nothing issued
         edge.issuer.requests.clear()
-        status, headers, body = await edge.token(await kubectl(agent, "create", "token", "agent"))
+        status, headers, body = await edge.token(await backend.run(agent, "create", "token", "agent"))
         assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
         assert edge.issuer.requests == []

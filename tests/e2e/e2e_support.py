@@ -7,6 +7,8 @@ import json
 import os
 import ssl
 import subprocess
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,6 @@ import aiohttp
 
 from broker.demo import DemoStack
 
-KUBECTL = "/usr/bin/kubectl"
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 
 
@@ -44,21 +45,6 @@ def clean_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
-
-
-async def kubectl(
-    kubeconfig: Path, *args: str, home: Path, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """The real kubectl, run off the event loop so the in-process servers keep answering."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=clean_env(home),
-        check=False,
-    )
 
 
 def openssl_client_cert(
@@ -115,3 +101,22 @@ async def serve(config: Path, home: Path) -> tuple[asyncio.subprocess.Process, s
     proc.kill()
     await proc.wait()
     raise AssertionError("the broker exited or never reported listening")
+
+
+async def until_unauthorized(
+    kubectl: Callable[..., Awaitable[subprocess.CompletedProcess[str]]],
+    kubeconfig: Path,
+    home: Path,
+    *,
+    bound: float = 30.0,
+) -> float:
+    """Seconds until kubectl is refused with this kubeconfig. The simulator refuses at once; a real
+    kube-apiserver caches a token's successful authentication for about 10 s, so revocation lags that much."""
+    started = time.monotonic()
+    while True:
+        result = await kubectl(kubeconfig, "auth", "whoami", home=home)
+        if result.returncode != 0:
+            assert "Unauthorized" in result.stderr, result.stderr
+            return time.monotonic() - started
+        assert time.monotonic() - started < bound, f"still accepted {bound:.0f} s after revocation"
+        await asyncio.sleep(0.5)

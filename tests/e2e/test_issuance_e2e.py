@@ -11,26 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_support import (
-    VENV_BIN,
-    clean_env,
-    kubectl,
-    mtls_context,
-    openssl_client_cert,
-    post_token,
-    stack_at,
-)
-
-from broker.demo import DEMO_NAMESPACE
-from broker.testing.kubesim.kinds import NAMESPACES
+from backends import fresh_name
+from cluster_admin import ClusterAdmin
+from e2e_support import VENV_BIN, clean_env, mtls_context, openssl_client_cert, post_token
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-
-@pytest.fixture
-async def stack(tmp_path: Path):
-    async with stack_at(tmp_path / "demo") as running:
-        yield running
 
 
 @pytest.fixture
@@ -39,29 +24,27 @@ def jenkins(stack, tmp_path: Path) -> tuple[Path, Path]:
     return openssl_client_cert(tmp_path, p.client_ca, p.client_ca_key, "/CN=jenkins/O=ci", "jenkins")
 
 
-async def test_openssl_caller_gets_a_token_kubectl_accepts(stack, jenkins, tmp_path: Path) -> None:
+async def test_openssl_caller_gets_a_token_kubectl_accepts(stack, jenkins, kubectl, tmp_path: Path) -> None:
     ctx = mtls_context(stack, *jenkins)
     status, headers, text = await post_token(
-        stack, ctx, {"role": "deployer", "namespace": DEMO_NAMESPACE, "ttl": "15m"}
+        stack, ctx, {"role": "deployer", "namespace": stack.namespace, "ttl": "15m"}
     )
     assert status == 201, text
     body = json.loads(text)
-    assert body["service_account"] == {"namespace": DEMO_NAMESPACE, "name": "deployer"}
+    assert body["service_account"] == {"namespace": stack.namespace, "name": "deployer"}
     assert body["role"] == "deployer"
     assert body["jti"]
 
     # a kubeconfig written by hand around the JSON token
     kubeconfig = tmp_path / "from-json.kubeconfig"
-    stack.sim.write_kubeconfig(kubeconfig, token=body["token"])
+    stack.cluster.write_kubeconfig(kubeconfig, token=body["token"])
     result = await kubectl(kubeconfig, "auth", "whoami", "-o", "json", home=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (
-        json.loads(result.stdout)["status"]["userInfo"]["username"] == "system:serviceaccount:demo:deployer"
-    )
+    assert json.loads(result.stdout)["status"]["userInfo"]["username"] == deployer(stack)
 
     # the broker's own kubeconfig output
     status, headers, text = await post_token(
-        stack, ctx, {"role": "deployer", "namespace": DEMO_NAMESPACE}, params={"format": "kubeconfig"}
+        stack, ctx, {"role": "deployer", "namespace": stack.namespace}, params={"format": "kubeconfig"}
     )
     assert status == 201, text
     assert headers["Content-Type"].startswith("application/yaml")
@@ -70,16 +53,16 @@ async def test_openssl_caller_gets_a_token_kubectl_accepts(stack, jenkins, tmp_p
     assert yaml.safe_load(text)["kind"] == "Config"
     result = await kubectl(issued, "auth", "whoami", home=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "system:serviceaccount:demo:deployer" in result.stdout
+    assert deployer(stack) in result.stdout
     # the deployer's RoleBinding lets it act in its namespace, as the token's identity
     result = await kubectl(
-        issued, "-n", DEMO_NAMESPACE, "get", "serviceaccounts", "-o", "name", home=tmp_path
+        issued, "-n", stack.namespace, "get", "serviceaccounts", "-o", "name", home=tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert "serviceaccount/deployer" in result.stdout
 
 
-async def test_exec_plugin_kubeconfig_works_with_kubectl(stack, jenkins, tmp_path: Path) -> None:
+async def test_exec_plugin_kubeconfig_works_with_kubectl(stack, jenkins, kubectl, tmp_path: Path) -> None:
     cert, key = jenkins
     out = tmp_path / "exec.kubeconfig"
     proc = await asyncio.create_subprocess_exec(
@@ -107,7 +90,7 @@ async def test_exec_plugin_kubeconfig_works_with_kubectl(stack, jenkins, tmp_pat
 
     result = await kubectl(out, "--context", "deployer@demo", "auth", "whoami", home=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "system:serviceaccount:demo:deployer" in result.stdout
+    assert deployer(stack) in result.stdout
     # the plugin cached the credential in a private file; a second run reuses it
     cached = list((tmp_path / ".cache" / "token-broker" / "credentials").glob("*.json"))
     assert len(cached) == 1
@@ -144,7 +127,9 @@ async def test_namespace_outside_role_and_ttl_bounds(stack, jenkins) -> None:
     ctx = mtls_context(stack, *jenkins)
     status, _, text = await post_token(stack, ctx, {"role": "deployer", "namespace": "kube-system"})
     assert status == 403, text
-    status, _, text = await post_token(stack, ctx, {"role": "deployer", "namespace": "demo", "ttl": "2h"})
+    status, _, text = await post_token(
+        stack, ctx, {"role": "deployer", "namespace": stack.namespace, "ttl": "2h"}
+    )
     assert status == 422, text
     status, _, text = await post_token(stack, ctx, {"role": "reader", "ttl": 60})
     assert status == 422, text
@@ -153,19 +138,20 @@ async def test_namespace_outside_role_and_ttl_bounds(stack, jenkins) -> None:
 
 
 async def test_hundred_concurrent_requests_create_the_service_account_once(stack, jenkins) -> None:
-    created: list[str] = []
-
-    def count(event: str, rtype, obj) -> None:
-        if event == "ADDED" and rtype.plural == "serviceaccounts" and obj["metadata"]["name"] == "deployer":
-            created.append(obj["metadata"]["uid"])
-
-    stack.sim.store.create(NAMESPACES, None, {"metadata": {"name": "ci-main"}})
-    stack.sim.store.add_listener(count)
+    namespace = fresh_name("ci")  # the deployer role's "ci-*"
+    await ClusterAdmin(stack.cluster).namespace(namespace)
     ctx = mtls_context(stack, *jenkins)
     results = await asyncio.gather(
-        *(post_token(stack, ctx, {"role": "deployer", "namespace": "ci-main"}) for _ in range(100))
+        *(post_token(stack, ctx, {"role": "deployer", "namespace": namespace}) for _ in range(100))
     )
     assert [r[0] for r in results] == [201] * 100, {r[2] for r in results if r[0] != 201}
+    created = [
+        e
+        for e in stack.cluster.audit_events
+        if e.verb == "create"
+        and e.path == f"/api/v1/namespaces/{namespace}/serviceaccounts"
+        and e.code == 201
+    ]
     assert len(created) == 1
     subjects = {json.loads(r[2])["service_account"]["name"] for r in results}
     assert subjects == {"deployer"}
@@ -193,13 +179,25 @@ async def test_nothing_logged_contains_a_token(stack, jenkins, caplog) -> None:
 
 async def test_broker_without_token_permission_gets_a_clear_502(stack, jenkins) -> None:
     # take serviceaccounts/token away from the broker's ClusterRole, as a too-narrow Helm values file would
-    from broker.testing.kubesim.rbac_v1 import CLUSTERROLES
-
-    role = stack.sim.store.get(CLUSTERROLES, None, "token-broker")
+    admin = ClusterAdmin(stack.cluster)
+    path = f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{stack.broker_user}"
+    role = await admin.get(path)
+    assert role is not None
     role["rules"] = [r for r in role["rules"] if "serviceaccounts/token" not in r.get("resources", [])]
-    stack.sim.store.update(CLUSTERROLES, None, role)
-    status, headers, text = await post_token(stack, mtls_context(stack, *jenkins), {"role": "reader"})
+    status, answer = await admin.request("PUT", path, role)
+    assert status == 200, answer
+    # a real API server's RBAC authorizer sees the change through its informer, a moment later
+    for _ in range(100):
+        status, headers, text = await post_token(stack, mtls_context(stack, *jenkins), {"role": "reader"})
+        if status != 201:
+            break
+        await asyncio.sleep(0.1)
     assert status == 502, text
     problem = json.loads(text)
     assert headers["Content-Type"].startswith("application/problem+json")
     assert "serviceaccounts/token" in problem["detail"]
+
+
+def deployer(stack) -> str:
+    """The user name a deployer token of this stack authenticates as."""
+    return f"system:serviceaccount:{stack.namespace}:deployer"

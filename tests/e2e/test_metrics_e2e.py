@@ -25,14 +25,14 @@ from broker.demo import DEMO_NAMESPACE, DemoStack
 UNBOUNDED = "zzz-unbounded-123"
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 # the janitor counts active tokens after each of its sweeps: sweep often, so the gauge follows quickly
-FAST_JANITOR = "\n[janitor]\ninterval_seconds = 0.2\n"
+FAST_JANITOR = "interval_seconds = 0.2"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[DemoStack]:
-    async with stack_at(tmp_path / "demo", extra_config=FAST_JANITOR) as running:
+    async with stack_at(tmp_path / "demo", janitor_config=FAST_JANITOR) as running:
         yield running
 
 

@@ -7,7 +7,6 @@ import ssl
 from pathlib import Path
 
 import aiohttp
-from e2e_support import kubectl
 
 from broker.app import Broker
 from broker.pki import CertificateAuthority, write_private
@@ -49,7 +48,7 @@ roles = ["*"]
 """
 
 
-async def test_each_cluster_accepts_only_its_own_tokens(tmp_path: Path) -> None:
+async def test_each_cluster_accepts_only_its_own_tokens(kubectl, tmp_path: Path) -> None:
     root = tmp_path
     ca = CertificateAuthority.generate("server CA")
     serving = ca.issue_server_cert(["127.0.0.1"])

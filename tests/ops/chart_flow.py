@@ -16,64 +16,90 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from ops_tools import NAMESPACE, only, render
+from backends import kubectl_binary
+from cluster_admin import ClusterAdmin, client_ssl
+from ops_tools import NAMESPACE, RELEASE, only, render
 
 from broker.app import Broker
 from broker.config import BrokerConfig
+from broker.demo import Cluster
 from broker.pki import CertificateAuthority, write_private
 from broker.testing.kubesim import KubeSim
 
-KUBECTL = "/usr/bin/kubectl"
 WORK = "work"  # where tokens are issued
 TEAM = {"team": "platform"}
-VALUES: dict[str, Any] = {
-    "grafanaDashboard": {"enabled": False},
-    "config": {
-        "roles": [
-            {
-                "name": "deployer",
-                "service_account": "deployer",
-                "namespaces": [WORK, "ci-*"],
-                "default_ttl": "15m",
-                "revocable": True,
-            },
-            {
-                "name": "reader",
-                "service_account": "reader",
-                "namespaces": [WORK],
-                "namespace_selector": "team=platform",
-                "default_ttl": "10m",
-                "max_ttl": "30m",
-            },
-            {
-                "name": "legacy-robot",
-                "service_account": "legacy-robot",
-                "namespaces": [WORK],
-                "mode": "legacy-secret",
-            },
-        ],
-        "grants": [
-            {"name": "ci", "groups": ["ci"], "roles": ["*"]},
-            # examples/in-cluster: an agent pod's own service account, checked with a TokenReview
-            {
-                "name": "in-cluster-agents",
-                "users": ["system:serviceaccount:ci:build-agent"],
-                "roles": ["deployer"],
-                "namespaces": [WORK],
-            },
-        ],
-        "auth": {"kubernetes": {"enabled": True, "audiences": ["token-broker"]}},
-    },
-}
+
+
+def chart_values(work: str) -> dict[str, Any]:
+    return {
+        "grafanaDashboard": {"enabled": False},
+        "config": {
+            "roles": [
+                {
+                    "name": "deployer",
+                    "service_account": "deployer",
+                    "namespaces": [work, "ci-*"],
+                    "default_ttl": "15m",
+                    "revocable": True,
+                },
+                {
+                    "name": "reader",
+                    "service_account": "reader",
+                    "namespaces": [work],
+                    "namespace_selector": "team=platform",
+                    "default_ttl": "10m",
+                    "max_ttl": "30m",
+                },
+                {
+                    "name": "legacy-robot",
+                    "service_account": "legacy-robot",
+                    "namespaces": [work],
+                    "mode": "legacy-secret",
+                },
+            ],
+            "grants": [
+                {"name": "ci", "groups": ["ci"], "roles": ["*"]},
+                # examples/in-cluster: an agent pod's own service account, checked with a TokenReview
+                {
+                    "name": "in-cluster-agents",
+                    "users": ["system:serviceaccount:ci:build-agent"],
+                    "roles": ["deployer"],
+                    "namespaces": [work],
+                },
+            ],
+            "auth": {"kubernetes": {"enabled": True, "audiences": ["token-broker"]}},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One release of the chart: its name, its namespace, and the namespace its roles issue into."""
+
+    release: str = RELEASE
+    namespace: str = NAMESPACE
+    work: str = WORK
+
+    def documents(self) -> list[dict[str, Any]]:
+        rendered = render(chart_values(self.work), release=self.release, namespace=self.namespace)
+        return [d for docs in rendered.values() for d in docs]
+
+
+DEFAULT = Deployment()
 
 
 @dataclass
 class Flow:
-    sim: KubeSim
+    cluster: Cluster
+    deployment: Deployment
     broker: Broker | None  # None while the cluster is being set up
-    admin: ssl.SSLContext
     caller: ssl.SSLContext
     tmp: Path
+    real: bool = False
+
+    @property
+    def work(self) -> str:
+        return self.deployment.work
 
     @property
     def broker_url(self) -> str:
@@ -81,7 +107,7 @@ class Flow:
         return self.broker.listeners.api_url
 
     async def admin_request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return await admin_request(self.sim, self.admin, method, path, body)
+        return await ClusterAdmin(self.cluster).request(method, path, body)
 
     async def create(self, obj: dict[str, Any]) -> None:
         status, answer = await self.admin_request("POST", collection_path(obj), obj)
@@ -104,7 +130,7 @@ class Flow:
         async with (
             aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
             session.post(
-                self.broker_url + "/v1/tokens", json={"role": role, "namespace": WORK}, ssl=self.caller
+                self.broker_url + "/v1/tokens", json={"role": role, "namespace": self.work}, ssl=self.caller
             ) as resp,
         ):
             return resp.status, await resp.json(content_type=None)
@@ -125,10 +151,10 @@ class Flow:
         async with (
             aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
             session.post(
-                self.sim.url + "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                self.cluster.url + "/apis/authentication.k8s.io/v1/selfsubjectreviews",
                 json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
                 headers={"Authorization": f"Bearer {token}"},
-                ssl=self.sim.client_ssl_context(),
+                ssl=client_ssl(self.cluster),
             ) as resp,
         ):
             await resp.read()
@@ -136,13 +162,14 @@ class Flow:
 
     async def whoami(self, kubeconfig: Path) -> str:
         result = await run_off_loop(
-            [KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json"], self.tmp
+            [kubectl_binary(self.real), "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json"],
+            self.tmp,
         )
         assert result.returncode == 0, result.stderr
         return str(json.loads(result.stdout)["status"]["userInfo"]["username"])
 
     async def token_whoami(self, token: str) -> str:
-        return await self.whoami(self.sim.write_kubeconfig(self.tmp / "issued.kubeconfig", token=token))
+        return await self.whoami(self.cluster.write_kubeconfig(self.tmp / "issued.kubeconfig", token=token))
 
 
 async def run_off_loop(
@@ -164,16 +191,16 @@ def namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
 
 
-def chart_objects() -> list[dict[str, Any]]:
-    docs = [d for docs in render(VALUES).values() for d in docs]
+def chart_objects(deployment: Deployment = DEFAULT) -> list[dict[str, Any]]:
+    docs = deployment.documents()
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     return [d for d in docs if d["kind"] in wanted]
 
 
-def broker_config(tmp: Path, kubeconfig: Path) -> BrokerConfig:
+def broker_config(tmp: Path, kubeconfig: Path, deployment: Deployment) -> BrokerConfig:
     """The chart's own config.toml with what differs outside a pod: loopback listeners, files under tmp, and the
     cluster reached through a kubeconfig holding the chart service account's token instead of in_cluster."""
-    docs = [d for docs in render(VALUES).values() for d in docs]
+    docs = deployment.documents()
     (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and "config.toml" in d["data"]]
     data = tomllib.loads(configmap["data"]["config.toml"])
     (cluster,) = data["clusters"]
@@ -202,32 +229,40 @@ def broker_config(tmp: Path, kubeconfig: Path) -> BrokerConfig:
     return BrokerConfig.model_validate(data, context={"base_dir": tmp})
 
 
-async def admin_request(
-    sim: KubeSim, admin: ssl.SSLContext, method: str, path: str, body: Any = None
-) -> tuple[int, Any]:
-    timeout = aiohttp.ClientTimeout(total=10)
+@asynccontextmanager
+async def running_flow(
+    tmp: Path,
+    objects: list[dict[str, Any]],
+    cluster: Cluster | None = None,
+    deployment: Deployment = DEFAULT,
+) -> AsyncIterator[Flow]:
+    """A cluster holding the chart's RBAC objects (`objects`, rendered for `deployment`), and a broker running as
+    the chart's service account. Without a cluster given, a simulator of the flow's own."""
+    if cluster is not None:
+        async with _deployed(cluster, tmp, objects, deployment, real=True) as flow:
+            yield flow
+        return
     async with (
-        aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
-        session.request(method, sim.url + path, json=body, ssl=admin) as resp,
+        KubeSim(state_dir=tmp / "sim") as sim,
+        _deployed(sim, tmp, objects, deployment, real=False) as flow,
     ):
-        return resp.status, await resp.json(content_type=None)
+        yield flow
 
 
 @asynccontextmanager
-async def running_flow(tmp: Path, objects: list[dict[str, Any]]) -> AsyncIterator[Flow]:
-    """A simulator holding the chart's RBAC objects, and a broker running as the chart's service account."""
-    async with KubeSim(state_dir=tmp / "sim") as sim:
-        admin = sim.client_ssl_context(sim.client_cert("admin", ["system:masters"]))
-        setup = Flow(sim, None, admin, ssl.create_default_context(), tmp)
-        for obj in (namespace(NAMESPACE), namespace(WORK, TEAM), *objects):
-            await setup.create(obj)
-        sa = only(objects, "ServiceAccount")["metadata"]
-        token = await setup.service_account_token(sa["namespace"], sa["name"])
-        config = broker_config(tmp, sim.write_kubeconfig(tmp / "broker.kubeconfig", token=token))
-        caller = ssl.create_default_context(cafile=str(tmp / "server-ca.crt"))
-        caller.load_cert_chain(str(tmp / "caller.crt"), str(tmp / "caller.key"))
-        async with Broker(tmp / "config.toml", config=config) as broker:
-            yield Flow(sim, broker, admin, caller, tmp)
+async def _deployed(
+    cluster: Cluster, tmp: Path, objects: list[dict[str, Any]], deployment: Deployment, *, real: bool
+) -> AsyncIterator[Flow]:
+    setup = Flow(cluster, deployment, None, ssl.create_default_context(), tmp, real)
+    for obj in (namespace(deployment.namespace), namespace(deployment.work, TEAM), *objects):
+        await setup.create(obj)
+    sa = only(objects, "ServiceAccount")["metadata"]
+    token = await setup.service_account_token(sa["namespace"], sa["name"])
+    config = broker_config(tmp, cluster.write_kubeconfig(tmp / "broker.kubeconfig", token=token), deployment)
+    caller = ssl.create_default_context(cafile=str(tmp / "server-ca.crt"))
+    caller.load_cert_chain(str(tmp / "caller.crt"), str(tmp / "caller.key"))
+    async with Broker(tmp / "config.toml", config=config) as broker:
+        yield Flow(cluster, deployment, broker, caller, tmp, real)
 
 
 def collection_path(obj: dict[str, Any]) -> str:

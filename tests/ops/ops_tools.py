@@ -70,12 +70,14 @@ def load_values(name: str) -> dict[str, Any]:
     return loaded
 
 
-def render(values: Mapping[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+def render(
+    values: Mapping[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE
+) -> dict[str, list[dict[str, Any]]]:
     """Render the chart like `helm template` and parse it: template path → its YAML documents (empty ones dropped)."""
     h = helm()
     with h.Chart.load(str(CHART)) as chart:
         manifests: dict[str, str] = chart.render(
-            dict(values) if values is not None else None, name=RELEASE, namespace=NAMESPACE, is_install=True
+            dict(values) if values is not None else None, name=release, namespace=namespace, is_install=True
         )
     parsed: dict[str, list[dict[str, Any]]] = {}
     for path, text in manifests.items():

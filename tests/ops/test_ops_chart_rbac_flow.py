@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_flow import WORK, chart_objects, running_flow
-from ops_tools import NAMESPACE, only
-
-from broker.testing.kubesim.coordination_v1 import LEASES
+from chart_flow import chart_objects, running_flow
+from ops_tools import only
 
 
 @pytest.mark.kubectl
-async def test_the_chart_service_account_issues_every_kind_of_token(tmp_path: Path) -> None:
-    async with running_flow(tmp_path, chart_objects()) as flow:
+async def test_the_chart_service_account_issues_every_kind_of_token(tmp_path: Path, chart_target) -> None:
+    cluster, deployment = chart_target
+    async with running_flow(tmp_path, chart_objects(deployment), cluster, deployment) as flow:
         for role, account in (
             ("deployer", "deployer"),
             ("reader", "reader"),
@@ -27,35 +26,43 @@ async def test_the_chart_service_account_issues_every_kind_of_token(tmp_path: Pa
         ):
             status, body = await flow.issue(role)
             assert status == 201, body
-            assert await flow.token_whoami(body["token"]) == f"system:serviceaccount:{WORK}:{account}"
+            assert await flow.token_whoami(body["token"]) == f"system:serviceaccount:{flow.work}:{account}"
 
 
 @pytest.mark.kubectl
-async def test_the_chart_service_account_revokes_and_leads_the_janitor(tmp_path: Path) -> None:
-    async with running_flow(tmp_path, chart_objects()) as flow:
+async def test_the_chart_service_account_revokes_and_leads_the_janitor(tmp_path: Path, chart_target) -> None:
+    cluster, deployment = chart_target
+    async with running_flow(tmp_path, chart_objects(deployment), cluster, deployment) as flow:
         status, body = await flow.issue("deployer")
         assert status == 201, body
-        assert await flow.token_whoami(body["token"]) == f"system:serviceaccount:{WORK}:deployer"
+        assert await flow.token_whoami(body["token"]) == f"system:serviceaccount:{flow.work}:deployer"
         assert await flow.token_status(body["token"]) == 201
 
         status, answer = await flow.revoke(body["token_id"])
         assert status == 204, answer
-        # the bound Secret is gone: the API server refuses the token from now on
-        assert await flow.token_status(body["token"]) == 401
+        # the bound Secret is gone: the API server refuses the token from now on (a real one after its ~10 s
+        # authentication cache of the token's earlier use)
+        async with asyncio.timeout(30):
+            while await flow.token_status(body["token"]) != 401:
+                await asyncio.sleep(0.5)
 
         # the janitor's Lease, in the release namespace, through the chart's leader-election Role alone
         assert flow.broker is not None
         elector = flow.broker.elector
-        assert elector is not None and elector.namespace == NAMESPACE
+        assert elector is not None and elector.namespace == deployment.namespace
         async with asyncio.timeout(20):
             while not elector.still_leader():
                 await asyncio.sleep(0.05)
-        lease = flow.sim.store.try_get(LEASES, NAMESPACE, elector.name)
-        assert lease is not None and lease["spec"]["holderIdentity"] == elector.identity
+        status, lease = await flow.admin_request(
+            "GET", f"/apis/coordination.k8s.io/v1/namespaces/{deployment.namespace}/leases/{elector.name}"
+        )
+        assert status == 200 and lease["spec"]["holderIdentity"] == elector.identity
 
 
-async def test_revoke_without_delete_on_secrets_is_a_clear_502(tmp_path: Path) -> None:
-    async with running_flow(tmp_path, without_verb(chart_objects(), "secrets", "delete")) as flow:
+async def test_revoke_without_delete_on_secrets_is_a_clear_502(tmp_path: Path, chart_target) -> None:
+    cluster, deployment = chart_target
+    objects = without_verb(chart_objects(deployment), "secrets", "delete")
+    async with running_flow(tmp_path, objects, cluster, deployment) as flow:
         status, body = await flow.issue("deployer")
         assert status == 201, body
 
@@ -94,8 +101,12 @@ def without_verb(objects: list[dict[str, Any]], resource: str, verb: str) -> lis
         ("secrets", "create", "legacy-robot"),
     ],
 )
-async def test_one_verb_less_is_a_clear_502(tmp_path: Path, resource: str, verb: str, role: str) -> None:
-    async with running_flow(tmp_path, without_verb(chart_objects(), resource, verb)) as flow:
+async def test_one_verb_less_is_a_clear_502(
+    tmp_path: Path, chart_target, resource: str, verb: str, role: str
+) -> None:
+    cluster, deployment = chart_target
+    objects = without_verb(chart_objects(deployment), resource, verb)
+    async with running_flow(tmp_path, objects, cluster, deployment) as flow:
         status, body = await flow.issue(role)
         assert status == 502, body
         assert body["title"] == "Bad Gateway"
