@@ -183,17 +183,25 @@ async def test_update_name_mismatch(kubesim: KubeSim) -> None:
     "path",
     [
         "/api/v1/frobnicators",
-        "/apis/example.com/v1/widgets",
         "/api/v2/namespaces",
-        "/nope",
         "/api/v1/namespaces/default/serviceaccounts/x/frob",
     ],
 )
-async def test_unknown_paths(kubesim: KubeSim, path: str) -> None:
+async def test_unknown_paths_under_the_api(kubesim: KubeSim, path: str) -> None:
     async with client(kubesim) as http:
         code, body, _ = await call(http, "GET", path)
     assert code == 404
     assert_status(body, 404, "NotFound", "the server could not find the requested resource")
+
+
+@pytest.mark.parametrize("path", ["/apis/example.com/v1/widgets", "/apis/example.com", "/nope"])
+async def test_paths_outside_the_api_get_the_mux_plain_404(kubesim: KubeSim, path: str) -> None:
+    # as the real kube-apiserver: an unserved group or a non-API path falls through to Go's http.NotFound
+    async with client(kubesim) as http:
+        code, body, resp = await call(http, "GET", path)
+    assert code == 404
+    assert resp.content_type == "text/plain"
+    assert body == "404 page not found\n"
 
 
 @pytest.mark.parametrize(
@@ -319,7 +327,11 @@ async def test_delete_uid_precondition(kubesim: KubeSim) -> None:
         )
     assert code == 409
     assert_status(body, 409, "Conflict")
-    assert "Precondition failed: UID in precondition: 00000000-0000-0000-0000-000000000000" in body["message"]
+    assert body["message"] == (
+        'Operation cannot be fulfilled on ServiceAccount "guarded": the UID in the precondition '
+        f"(00000000-0000-0000-0000-000000000000) does not match the UID in record ({sa['metadata']['uid']}). "
+        "The object might have been deleted and then recreated"
+    )
     assert ok == 200
 
 

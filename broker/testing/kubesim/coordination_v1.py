@@ -62,6 +62,8 @@ LEASE_STRATEGY = Strategy(
     validate=_validate,
     # the lease registry allows create-on-update (PUT of a missing lease creates it)
     allow_create_on_update=True,
+    # leader election must not overwrite another holder's renewal: every update names the version it read
+    unconditional_update=False,
     columns=(NAME, Column("Holder", lambda o: deep(o, "spec", "holderIdentity") or ""), AGE),
 )
 

@@ -165,7 +165,7 @@ class Discovery:
     async def api_group(self, request: web.Request) -> web.Response:
         name = request.match_info["group"]
         if name not in self.groups():
-            raise _not_found()
+            return _mux_not_found()
         gv = {"groupVersion": f"{name}/v1", "version": "v1"}
         return json_response(
             {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": [gv], "preferredVersion": gv}
@@ -175,6 +175,8 @@ class Discovery:
         group = request.match_info.get("group", "")
         version = request.match_info["version"]
         group_version = f"{group}/{version}" if group else version
+        if group and group not in self.groups():
+            return _mux_not_found()
         resources = self.group_versions().get(group_version)
         if resources is None:
             raise _not_found()
@@ -193,8 +195,9 @@ class Discovery:
             web.get("/version/", self.version),
             web.get("/api", self.api),
             web.get("/api/", self.api),
-            web.get("/apis", self.apis),
-            web.get("/apis/", self.apis),
+            # the aggregator's /apis handler answers every method
+            web.route("*", "/apis", self.apis),
+            web.route("*", "/apis/", self.apis),
             web.get("/api/{version}", self.resource_list),
             web.get("/api/{version}/", self.resource_list),
             web.get("/apis/{group}", self.api_group),
@@ -208,6 +211,12 @@ def _not_found() -> Exception:
     from .resources import not_found_path
 
     return not_found_path()
+
+
+def _mux_not_found() -> web.Response:
+    from .resources import mux_not_found
+
+    return mux_not_found()
 
 
 def _arch() -> str:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .context import SimContext
+from .negotiation import negotiate
 from .status import ApiError
 
 CONFIG_PATH = "/.well-known/openid-configuration"
@@ -49,12 +50,15 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         if not _issuer_is_discoverable(ctx.issuer):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
-    async def openid_configuration(_request: web.Request) -> web.Response:
+    async def openid_configuration(request: web.Request) -> web.Response:
         ensure_served()
+        negotiate(request.headers.get("Accept", ""), ("application/json",))
         return _respond(discovery_document(ctx), "application/json")
 
-    async def jwks(_request: web.Request) -> web.Response:
+    async def jwks(request: web.Request) -> web.Response:
         ensure_served()
+        # only the JWK Set type: a client asking for application/json alone gets 406 (routes/openidmetadata.go)
+        negotiate(request.headers.get("Accept", ""), ("application/jwk-set+json",))
         return _respond(ctx.keys.jwks(), "application/jwk-set+json")
 
     return [web.get(CONFIG_PATH, openid_configuration), web.get(JWKS_PATH, jwks)]

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from . import negotiation, protobuf, status, tables, validation
 from . import patch as patching
-from . import protobuf, status, tables, validation
 from .context import SimContext
 from .request_info import RequestInfo
 from .state import Obj, ResourceType, Store, now_rfc3339
@@ -60,6 +60,8 @@ class Strategy:
     # generic registry ReturnDeletedObject (or graceful deletion): DELETE answers the object, else a Status
     delete_returns_object: bool = False
     allow_create_on_update: bool = False
+    # AllowUnconditionalUpdate: may a PUT omit metadata.resourceVersion (false for Leases)
+    unconditional_update: bool = True
     columns: tuple[tables.Column, ...] = tables.DEFAULT_COLUMNS
     # fieldSelector labels beyond metadata.name / metadata.namespace
     field_labels: dict[str, FieldGetter] = field(default_factory=dict)
@@ -103,6 +105,18 @@ def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | N
 
 def error_response(err: ApiError) -> web.Response:
     return json_response(err.to_status(), err.code, err.headers or None)
+
+
+def mux_not_found() -> web.Response:
+    # a path outside the API (or an API group nobody serves) falls through the aggregator to Go's http.NotFound:
+    # plain text, not a Status
+    return web.Response(
+        status=404,
+        text="404 page not found\n",
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def not_found_path() -> ApiError:
@@ -236,6 +250,7 @@ class ResourceHandler:
             raise not_found_path()
         namespace = None if not rtype.namespaced else (info.namespace or None)
         verb = info.verb
+        negotiation.negotiate(request.headers.get("Accept", ""), negotiation.resource_types(verb))
         if rtype.namespaced and namespace is None and verb not in ("list", "watch"):
             # the all-namespaces path only serves list and watch
             if info.name:
@@ -397,6 +412,10 @@ class ResourceHandler:
         rtype = strategy.rtype
         meta = obj["metadata"]
         asked_rv = meta.get("resourceVersion")
+        if not asked_rv and not strategy.unconditional_update:
+            # generic registry Store.Update: the qualified resource stands where the kind would
+            cause = validation.invalid_cause("metadata.resourceVersion", 0, "must be specified for an update")
+            raise status.invalid(rtype.plural, current["metadata"]["name"], [cause], rtype.group)
         if asked_rv and asked_rv != current["metadata"]["resourceVersion"]:
             raise status.conflict(rtype.plural, current["metadata"]["name"], rtype.group)
         for key in ("uid", "creationTimestamp", "deletionTimestamp"):
@@ -450,23 +469,7 @@ class ResourceHandler:
         preconditions = options.get("preconditions") or {}
         if not isinstance(preconditions, dict):
             raise bad_request("preconditions must be an object")
-        uid = preconditions.get("uid")
-        if uid and uid != current["metadata"]["uid"]:
-            raise status.conflict(
-                rtype.plural,
-                name,
-                rtype.group,
-                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {current['metadata']['uid']}",
-            )
-        rv = preconditions.get("resourceVersion")
-        if rv and rv != current["metadata"]["resourceVersion"]:
-            raise status.conflict(
-                rtype.plural,
-                name,
-                rtype.group,
-                "Precondition failed: ResourceVersion in precondition: "
-                f"{rv}, ResourceVersion in object meta: {current['metadata']['resourceVersion']}",
-            )
+        _check_delete_preconditions(rtype, current, preconditions)
         strategy.before_delete(self.ctx, current)
         if not dry_run:
             current = self.store.delete(rtype, namespace, name)
@@ -583,3 +586,25 @@ def field_match(strategy: Strategy, selector: str, obj: Obj) -> bool:
         if (getter(obj) == value) == negate:
             return False
     return True
+
+
+def _check_delete_preconditions(rtype: ResourceType, current: Obj, preconditions: Obj) -> None:
+    # rest.BeforeDelete checks these before storage does, naming the kind (not the resource) in the message
+    meta = current["metadata"]
+    uid, rv = preconditions.get("uid"), preconditions.get("resourceVersion")
+    if uid and uid != meta["uid"]:
+        raise status.conflict(
+            rtype.kind,
+            meta["name"],
+            rtype.group,
+            f"the UID in the precondition ({uid}) does not match the UID in record ({meta['uid']}). "
+            "The object might have been deleted and then recreated",
+        )
+    if rv and rv != meta["resourceVersion"]:
+        raise status.conflict(
+            rtype.kind,
+            meta["name"],
+            rtype.group,
+            f"the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record "
+            f"({meta['resourceVersion']}). The object might have been modified",
+        )

@@ -33,7 +33,7 @@ from .kinds import NAMESPACES
 from .openapi import OpenAPI
 from .options import SimOptions
 from .pipeline import AUDIT_KEY, CTX_KEY, FAULTS_KEY, MIDDLEWARES, AuditEvent, AuditLog
-from .resources import Registry, ResourceHandler, not_found_path
+from .resources import Registry, ResourceHandler, mux_not_found, not_found_path
 from .state import ResourceType, Store
 from .status import method_not_allowed
 from .tokens import KeyRing
@@ -45,17 +45,9 @@ ADMIN_USER = "admin"
 ADMIN_GROUP = "system:masters"
 # kube-apiserver's default --max-request-bytes is 3 MiB
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
-# the GET-only paths served outside the resource handler: another method on them is 405, not 404
-_GET_ONLY = {
-    "/healthz",
-    "/livez",
-    "/readyz",
-    "/version",
-    "/api",
-    "/apis",
-    "/.well-known/openid-configuration",
-    "/openid/v1/jwks",
-}
+# the GET-only paths served outside the resource handler: another method on them is 405, not 404 (the health
+# checks and /apis answer every method, as kube-apiserver's muxes do)
+_GET_ONLY = {"/version", "/api", "/.well-known/openid-configuration", "/openid/v1/jwks"}
 
 
 def _url_host(host: str) -> str:
@@ -193,12 +185,15 @@ class KubeSim:
         app.add_routes(oidc.routes(ctx))
         app.add_routes(authorization_v1.routes(ctx))
         app.add_routes(_health_routes())
-        app.add_routes(Discovery(ctx, self.registry).routes())
+        discovery = Discovery(ctx, self.registry)
+        app.add_routes(discovery.routes())
         app.add_routes(OpenAPI(self.registry).routes())
         handler = ResourceHandler(ctx, self.registry, NAMESPACES, events)
         served_elsewhere = {(e.group_version, e.name) for e in EXTRA_RESOURCES if "/" not in e.name}
 
         async def catch_all(request: web.Request) -> web.StreamResponse:
+            if not _api_path(request.path, discovery.groups()):
+                return mux_not_found()
             info = request["request_info"]
             if not info.is_resource_request:
                 if request.path.rstrip("/") in _GET_ONLY or request.path in _GET_ONLY:
@@ -277,8 +272,19 @@ class KubeSim:
         await self.stop()
 
 
+def _api_path(path: str, groups: list[str]) -> bool:
+    """Under /api, or /apis/<a served group>: the API's handlers answer with a Status, even a 404."""
+    if path.rstrip("/") in _GET_ONLY:
+        return True
+    parts = path.split("/")
+    if len(parts) > 1 and parts[1] == "api":
+        return True
+    return len(parts) > 2 and parts[1] == "apis" and parts[2] in groups
+
+
 def _health_routes() -> list[web.RouteDef]:
     async def ok(_request: web.Request) -> web.Response:
         return web.Response(text="ok", content_type="text/plain")
 
-    return [web.get(path, ok) for path in ("/healthz", "/livez", "/readyz")]
+    # healthz.InstallHandler registers with HandleFunc: any method is answered
+    return [web.route("*", path, ok) for path in ("/healthz", "/livez", "/readyz")]

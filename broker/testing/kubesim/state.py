@@ -151,9 +151,13 @@ class Store:
         for key in ("uid", "creationTimestamp", "namespace"):
             if key in current["metadata"]:
                 meta[key] = current["metadata"][key]
-        meta["resourceVersion"] = self._next_rv()
         obj["apiVersion"] = rtype.api_version
         obj["kind"] = rtype.kind
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if obj == current:
+            # etcd3 store GuaranteedUpdate: an unchanged object is not written, its resourceVersion stays
+            return copy.deepcopy(current)
+        meta["resourceVersion"] = self._next_rv()
         bucket[name] = obj
         self._emit("MODIFIED", rtype, obj)
         return copy.deepcopy(obj)

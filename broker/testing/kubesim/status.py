@@ -141,7 +141,7 @@ def too_many_requests(retry_after: int) -> ApiError:
 
 def method_not_allowed() -> ApiError:
     return ApiError(
-        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
     )
 
 

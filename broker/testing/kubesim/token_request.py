@@ -144,9 +144,11 @@ def _get_bound(
     return kind, pod, node
 
 
-def _echo_metadata(meta: dict[str, Any], name: str, namespace: str, created: float) -> dict[str, Any]:
-    # ObjectMeta field order as Go marshals it
-    merged = {**meta, "name": name, "namespace": namespace, "creationTimestamp": rfc3339(created)}
+def _echo_metadata(
+    meta: dict[str, Any], name: str, namespace: str, created: float, uid: str
+) -> dict[str, Any]:
+    # ObjectMeta field order as Go marshals it; the uid is the service account's, as kube-apiserver answers
+    merged = {**meta, "name": name, "namespace": namespace, "uid": uid, "creationTimestamp": rfc3339(created)}
     order = ("name", "generateName", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
     out = {k: merged[k] for k in order if merged.get(k)}
     for key in ("labels", "annotations"):
@@ -252,7 +254,7 @@ def issue_token(ctx: SimContext, namespace: str, name: str, body: dict[str, Any]
     answer = {
         "kind": KIND,
         "apiVersion": API_VERSION,
-        "metadata": _echo_metadata(meta, name, namespace, now),
+        "metadata": _echo_metadata(meta, name, namespace, now, service_account["metadata"]["uid"]),
         "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": spec.bound_ref},
         "status": {"token": token, "expirationTimestamp": rfc3339(now + expiration)},
     }

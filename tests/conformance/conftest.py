@@ -1,0 +1,38 @@
+"""Every test here needs both backends: a fresh simulator configured like the real control plane, and the
+session's real control plane; both hold a namespace of the test's own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from backends import REAL, fresh_name
+from conformance_support import Pair, Peer
+
+from broker.testing.controlplane import ControlPlane
+from broker.testing.controlplane.plane import ISSUER
+from broker.testing.kubesim import KubeSim, SimOptions
+
+# the real control plane's --service-account-max-token-expiration (PlaneOptions) in seconds
+MAX_TOKEN_EXPIRATION = 48 * 3600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(REAL)
+
+
+@pytest.fixture
+async def pair(control_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Pair]:
+    options = SimOptions(issuer=ISSUER, api_audiences=[ISSUER], max_token_expiration=MAX_TOKEN_EXPIRATION)
+    async with KubeSim(options, state_dir=tmp_path / "sim") as sim:
+        pair = Pair(Peer("sim", sim), Peer("real", control_plane), fresh_name("conf"))
+        await pair.setup(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": pair.namespace}},
+        )
+        yield pair
