@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 
+from broker.tls_client import client_ssl_context
+
 
 @dataclass
 class BrokerClientError(Exception):
@@ -34,10 +36,7 @@ class BrokerEndpoint:
     def ssl_context(self) -> ssl.SSLContext | bool:
         if not self.url.startswith("https://"):
             return False
-        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if self.cert_file:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
-        return ctx
+        return client_ssl_context(cafile=self.ca_file, certfile=self.cert_file, keyfile=self.key_file)
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

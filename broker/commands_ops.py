@@ -23,6 +23,7 @@ import click
 from broker.client import BrokerClientError, BrokerEndpoint, request
 from broker.commands import endpoint_options, make_endpoint
 from broker.durations import parse_duration
+from broker.tls_client import client_ssl_context
 
 NDJSON = "application/x-ndjson"
 _STATES = ("pending", "issued", "failed", "aborted", "revoked", "expired")
@@ -521,9 +522,7 @@ async def _verify(
                 return True, f"signature verified with the keys of {client.server_url} (issuer {expected})"
         assert jwks_url is not None
         ctx: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(cacert) if cacert else None)
-            if jwks_url.startswith("https://")
-            else False
+            client_ssl_context(cafile=cacert) if jwks_url.startswith("https://") else False
         )
 
         async def fetch() -> tuple[dict[str, Any], float | None]:

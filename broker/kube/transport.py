@@ -25,6 +25,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from broker.tls_client import TlsFileError, client_ssl_context
+
 from .errors import KubeTransportError, parse_failure
 
 log = logging.getLogger(__name__)
@@ -232,16 +234,16 @@ def _tls(configuration: Any, server_url: str) -> tuple[ssl.SSLContext | None, by
     """The TLS context rest.RESTClientObject would build (CA, client cert and key, insecure-skip), and the CA."""
     if not server_url.startswith("https://"):
         return None, None
+    ca_file = configuration.ssl_ca_cert
     try:
-        ca_file = configuration.ssl_ca_cert
-        context = ssl.create_default_context(cafile=ca_file)
+        context = client_ssl_context(
+            cafile=ca_file,
+            certfile=configuration.cert_file or None,
+            keyfile=configuration.key_file or None,
+            verify=bool(configuration.verify_ssl),
+        )
         ca_pem = Path(ca_file).read_bytes() if ca_file else None
-        if configuration.cert_file:
-            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-        if not configuration.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, TlsFileError) as exc:
         raise ClusterConfigError(f"cannot load TLS material for {server_url}: {exc}") from exc
     return context, ca_pem
 
