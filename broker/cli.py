@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from broker import __version__
+from broker.exit_codes import CliError, ExitCode, epilog
 
 
-@click.group()
+class _Cli(click.Group):
+    """Every CliError a command raises becomes one line on stderr and its exit status: no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            click.echo(f"token-broker: {exc.message}", err=True)
+            ctx.exit(int(exc.code))
+        except OSError as exc:
+            # a local file (a network failure is a CliError by now): which one, and why
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"token-broker: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(int(ExitCode.LOCAL_FILE))
+
+
+@click.group(cls=_Cli, epilog=epilog())
 @click.version_option(__version__, prog_name="token-broker")
 def main() -> None:
     """Short-lived, verified, audited Kubernetes service-account tokens."""
@@ -71,10 +89,19 @@ def kube_sim(
 
 def _register_broker_commands() -> None:
     from broker.commands import COMMANDS
+    from broker.commands_credential import COMMANDS as CREDENTIAL_COMMANDS
     from broker.commands_ops import COMMANDS as OPS_COMMANDS
 
-    for command in [*COMMANDS, *OPS_COMMANDS]:
+    for command in [*COMMANDS, *CREDENTIAL_COMMANDS, *OPS_COMMANDS]:
+        _with_epilog(command)
         main.add_command(command)
+
+
+def _with_epilog(command: click.Command) -> None:
+    """Each command's --help ends with the exit-status table."""
+    command.epilog = epilog()
+    for sub in getattr(command, "commands", {}).values():
+        _with_epilog(sub)
 
 
 _register_broker_commands()

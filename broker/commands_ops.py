@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 from urllib.parse import quote
 
-import aiohttp
 import click
 
-from broker.client import BrokerClientError, BrokerEndpoint, request
-from broker.commands import endpoint_options, make_endpoint
+from broker.client import BrokerEndpoint, parse_json, problem_from, request, transport_failure
+from broker.commands_endpoint import endpoint_options
 from broker.durations import parse_duration
+from broker.exit_codes import CliError, ExitCode
 from broker.tls_client import client_ssl_context
 
 NDJSON = "application/x-ndjson"
@@ -30,19 +30,17 @@ _STATES = ("pending", "issued", "failed", "aborted", "revoked", "expired")
 _EVENTS = ("issued", "denied", "failed", "aborted", "revoked", "expired")
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"token-broker: {message}", err=True)
-    sys.exit(code)
+def _fail(message: str, code: ExitCode = ExitCode.FAILED) -> NoReturn:
+    raise CliError(code, message)
 
 
 def _call(endpoint: BrokerEndpoint, method: str, path: str, **kwargs: Any) -> str:
-    try:
-        _, _, text = asyncio.run(request(endpoint, method, path, **kwargs))
-    except BrokerClientError as exc:
-        _fail(str(exc))
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        _fail(f"cannot reach the broker: {exc or type(exc).__name__}")
+    _, _, text = asyncio.run(request(endpoint, method, path, **kwargs))
     return text
+
+
+def _call_json(endpoint: BrokerEndpoint, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    return parse_json(_call(endpoint, method, path, **kwargs), endpoint.url)
 
 
 # -- times ------------------------------------------------------------------------------------------------------
@@ -240,23 +238,18 @@ def audit() -> None:
 @click.option("--cursor", help="Continue after a previous page (its next cursor).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def audit_list(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     limit: int,
     cursor: str | None,
     output: str,
     **filters: Any,
 ) -> None:
     """One page of issued tokens (or, with --events, of the audit log), newest first."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
     path, params = _filter_params(**filters)
     params["limit"] = str(limit)
     if cursor:
         params["cursor"] = cursor
-    doc = json.loads(_call(endpoint, "GET", path, params=params))
+    doc = _call_json(endpoint, "GET", path, params=params)
     if output == "json":
         click.echo(json.dumps(doc, indent=2))
         return
@@ -333,11 +326,7 @@ def describe_token(item: Mapping[str, Any], now: datetime) -> str:
 @click.option("--jti", help="The JWT id a Kubernetes audit event names (credential-id JTI=…).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def audit_show(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     token_id: str | None,
     jti: str | None,
     output: str,
@@ -348,9 +337,8 @@ def audit_show(
     if jti is not None:
         # accept the audit event's value as it is: credential-id "JTI=<uuid>"
         jti = jti.strip().strip('"').removeprefix("JTI=")
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
     params = {"jti": jti} if jti is not None else {"token_id": str(token_id)}
-    items = json.loads(_call(endpoint, "GET", "/v1/tokens", params=params)).get("items", [])
+    items = _call_json(endpoint, "GET", "/v1/tokens", params=params).get("items", [])
     if not items:
         _fail(f"no token with {'jti ' + str(jti) if jti else 'id ' + str(token_id)} that you may see")
     item = items[0]
@@ -367,30 +355,48 @@ def audit_show(
 
 
 async def _stream_to(endpoint: BrokerEndpoint, path: str, params: Mapping[str, str], out: IO[bytes]) -> int:
+    import aiohttp
+
     # no total timeout: a large export may take a while; each read still has one
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=endpoint.timeout, sock_read=endpoint.timeout)
     headers = {"Accept": NDJSON, **endpoint.headers()}
     count = 0
-    async with (
-        aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
-        session.get(
-            endpoint.url.rstrip("/") + path, params=dict(params), headers=headers, ssl=endpoint.ssl_context()
-        ) as resp,
-    ):
-        if resp.status >= 400:
-            try:
-                body = await resp.json(content_type=None)
-            except ValueError:
-                body = {}
-            body = body if isinstance(body, dict) else {}
-            raise BrokerClientError(
-                resp.status, str(body.get("title", resp.reason or "")), str(body.get("detail", ""))
-            )
-        async for chunk in resp.content.iter_chunked(1 << 16):
-            out.write(chunk)
-            count += chunk.count(b"\n")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+            session.get(
+                endpoint.url.rstrip("/") + path,
+                params=dict(params),
+                headers=headers,
+                ssl=endpoint.ssl_context(),
+            ) as resp,
+        ):
+            if resp.status >= 400:
+                raise await problem_from(resp)
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                _write(out, chunk)
+                count += chunk.count(b"\n")
+    except CliError:
+        raise
+    except aiohttp.ClientPayloadError:
+        raise CliError(
+            ExitCode.UNAVAILABLE,
+            "the export was cut off by the broker (see its log); the output is incomplete",
+        ) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        failure = transport_failure(exc, endpoint.url, endpoint.timeout)
+        if count:
+            raise CliError(failure.code, f"{failure.message}; the output is incomplete") from None
+        raise failure from None
     out.flush()
     return count
+
+
+def _write(out: IO[bytes], chunk: bytes) -> None:
+    try:
+        out.write(chunk)
+    except OSError as exc:
+        raise CliError(ExitCode.LOCAL_FILE, f"cannot write the export: {exc.strerror or exc}") from None
 
 
 @audit.command("export")
@@ -403,17 +409,12 @@ async def _stream_to(endpoint: BrokerEndpoint, path: str, params: Mapping[str, s
     "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="File (default stdout)."
 )
 def audit_export(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     limit: int | None,
     out_path: Path | None,
     **filters: Any,
 ) -> None:
     """Every matching record as JSON lines (for a SIEM or jq): `token-broker audit export --since 24h > day.jsonl`."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
     path, params = _filter_params(**filters)
     params["format"] = "jsonl"
     if limit:
@@ -421,12 +422,6 @@ def audit_export(
     out = out_path.open("wb") if out_path is not None else sys.stdout.buffer
     try:
         count = asyncio.run(_stream_to(endpoint, path, params, out))
-    except BrokerClientError as exc:
-        _fail(str(exc))
-    except aiohttp.ClientPayloadError:
-        _fail("the export was cut off by the broker (see its log); the output is incomplete")
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        _fail(f"export failed: {exc or type(exc).__name__}; the output is incomplete")
     finally:
         if out_path is not None:
             out.close()
@@ -443,16 +438,11 @@ def audit_export(
 @click.argument("token_id")
 @click.option("--reason", default="", help="Recorded with the revocation.")
 def revoke(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     token_id: str,
     reason: str,
 ) -> None:
     """Revoke a token now: the broker deletes the Secret it is bound to, and the API server rejects it."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
     body = {"reason": reason} if reason else None
     _call(endpoint, "DELETE", f"/v1/tokens/{quote(token_id, safe='')}", json_body=body)
     click.echo(f"revoked {token_id}")
@@ -501,6 +491,8 @@ async def _verify(
     request_timeout: float,
 ) -> tuple[bool, str]:
     """(verified, how) — what the cluster's keys say about the signature."""
+    import aiohttp
+
     from broker.errors import BrokerError
     from broker.kube.client import ClusterClient
     from broker.kube.jwks import JwksCache
@@ -545,8 +537,11 @@ async def _verify(
         return False, f"signature NOT valid: {exc}"
     except BrokerError as exc:
         return False, f"signature not verified: cannot get the keys: {exc.detail}"
-    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-        return False, f"signature not verified: cannot get the keys: {exc or type(exc).__name__}"
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        failure = transport_failure(exc, jwks_url or str(kubeconfig), request_timeout)
+        return False, f"signature not verified: cannot get the keys: {failure.message}"
+    except ValueError as exc:
+        return False, f"signature not verified: cannot get the keys: {exc}"
 
 
 @click.command("decode")
@@ -621,7 +616,7 @@ def decode(
             lines.append(f"its record: token-broker audit show --jti {jti}")
         click.echo("\n".join(lines))
     if verified is False:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 COMMANDS = [audit, revoke, decode]

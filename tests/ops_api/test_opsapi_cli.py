@@ -18,6 +18,7 @@ from ops_api_support import ALICE, ALICE_API_KEY, BOB, CLUSTER, OPS, Api, call_a
 from broker.audit import SqlAuditStore
 from broker.cli import main
 from broker.commands_ops import relative, table
+from broker.exit_codes import ExitCode
 from broker.issuer import ClusterHandle
 from broker.kube import ClusterClient
 from broker.testing.kubesim import KubeSim, SimOptions
@@ -82,7 +83,7 @@ async def test_audit_list_table_json_and_paging(store: SqlAuditStore, make_api: 
     result = await cli("audit", "list", *as_who(api), "--events", "--state", "issued")
     assert result.exit_code == 2
     result = await cli("audit", "list", *as_who(api), "--cursor", "bogus")
-    assert result.exit_code == 1 and "400" in result.stderr and "cursor" in result.stderr
+    assert result.exit_code == ExitCode.REFUSED and "400" in result.stderr and "cursor" in result.stderr
 
 
 async def test_audit_show_by_id_and_by_jti(
@@ -126,9 +127,11 @@ async def test_revoke_errors_are_reported(
     minted = await mint(store, cluster, ALICE, bind=False, role="viewer")
     api: Api = await make_api(store, {CLUSTER: cluster})
     result = await cli("revoke", *as_who(api, "bob"), minted.record.id)
-    assert result.exit_code == 1 and "404" in result.stderr
+    assert result.exit_code == ExitCode.REFUSED and "404" in result.stderr
     result = await cli("revoke", *as_who(api, "alice"), minted.record.id)
-    assert result.exit_code == 1 and "409" in result.stderr and "not revocable" in result.stderr
+    assert (
+        result.exit_code == ExitCode.REFUSED and "409" in result.stderr and "not revocable" in result.stderr
+    )
 
 
 async def test_audit_export(store: SqlAuditStore, make_api: Callable[..., Any], tmp_path: Path) -> None:
@@ -160,7 +163,8 @@ async def test_audit_export(store: SqlAuditStore, make_api: Callable[..., Any], 
     assert result.exit_code == 2
     bare: Api = await make_api(None)
     result = await cli("audit", "export", *as_who(bare))
-    assert result.exit_code == 1 and "503" in result.stderr and "audit store not configured" in result.stderr
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert "503" in result.stderr and "audit store not configured" in result.stderr
 
 
 async def test_decode_with_and_without_verification(
