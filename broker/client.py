@@ -11,16 +11,16 @@ from __future__ import annotations
 import errno
 import json
 import os
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from broker.exit_codes import CliError, ExitCode
-from broker.tls_client import TlsFileError, client_ssl_context
 
 if TYPE_CHECKING:
+    import ssl
+
     import aiohttp
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -52,6 +52,8 @@ class BrokerEndpoint:
     api_key_file: Path | None = None
 
     def ssl_context(self) -> ssl.SSLContext | bool:
+        from broker.tls_client import TlsFileError, client_ssl_context
+
         if not self.url.startswith("https://"):
             return False
         try:
@@ -178,6 +180,8 @@ def transport_failure(exc: BaseException, url: str, timeout: float) -> CliError:
 
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
     """An ssl.SSLError behind an aiohttp error (a handshake alert, a protocol mismatch), if there is one."""
+    import ssl
+
     import aiohttp
 
     seen: BaseException | None = exc

@@ -214,6 +214,3 @@ def demo(state_dir: Path) -> None:
 
     configure("WARNING", "text", [RequestIdLogFilter()])
     asyncio.run(run_demo(state_dir))
-
-
-COMMANDS = [serve, demo, issue, pki, config_group]

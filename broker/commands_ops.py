@@ -442,10 +442,31 @@ def revoke(
     token_id: str,
     reason: str,
 ) -> None:
-    """Revoke a token now: the broker deletes the Secret it is bound to, and the API server rejects it."""
+    """Revoke a token now: the broker deletes the Secret it is bound to, and the API server rejects it.
+
+    If this machine's kubectl plugin cached the token, it forgets it too: the next kubectl command fetches a
+    fresh one.
+    """
     body = {"reason": reason} if reason else None
     _call(endpoint, "DELETE", f"/v1/tokens/{quote(token_id, safe='')}", json_body=body)
     click.echo(f"revoked {token_id}")
+    forgotten = _forget_cached(endpoint, token_id)
+    if forgotten:
+        click.echo(f"forgot the credential the kubectl plugin cached for it ({forgotten} entry)", err=True)
+
+
+def _forget_cached(endpoint: BrokerEndpoint, token_id: str) -> int:
+    """Best effort: the record names the token's sha256, which the plugin's cache entries carry."""
+    from broker.credential_cache import CredentialCache, default_cache_dir
+
+    try:
+        items = _call_json(endpoint, "GET", "/v1/tokens", params={"token_id": token_id}).get("items", [])
+    except CliError:
+        return 0
+    digest = items[0].get("token_sha256") if items else None
+    if not isinstance(digest, str) or not digest:
+        return 0
+    return CredentialCache(default_cache_dir()).forget_matching(token_sha256=digest)
 
 
 # -- decode --------------------------------------------------------------------------------------------------------
@@ -617,6 +638,3 @@ def decode(
         click.echo("\n".join(lines))
     if verified is False:
         sys.exit(ExitCode.FAILED)
-
-
-COMMANDS = [audit, revoke, decode]
