@@ -162,10 +162,12 @@ def serve(config_path: Path, log_format: str, log_level: str) -> None:
     from broker.http.request_id import RequestIdLogFilter
     from broker.kube.transport import ClusterConfigError
     from broker.logs import configure
+    from broker.preflight import check_files
 
     configure(log_level, log_format, [RequestIdLogFilter()])
     try:
         config = load_config(config_path)
+        check_files(config_path, config)
         broker = Broker(config_path, config)
     except ConfigError as exc:
         _config_problems(exc)
@@ -191,16 +193,26 @@ def config_group() -> None:
 
 @config_group.command("check")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def config_check(path: Path) -> None:
-    """Validate a config file; prints every problem with its key, exits 2 when there is one."""
+@click.option(
+    "--syntax-only",
+    is_flag=True,
+    help="Check the file alone, not the files it names (for a config checked away from where it runs).",
+)
+def config_check(path: Path, syntax_only: bool) -> None:
+    """Validate a config file and load every file it names (kubeconfigs, certificates, keys, CA bundles) as
+    `serve` would; prints each problem as `file: key.path: problem` and exits 2 when there is one."""
     from broker.config import ConfigError, load_config
+    from broker.preflight import check_files
 
     try:
         cfg = load_config(path)
+        if not syntax_only:
+            check_files(path, cfg)
     except ConfigError as exc:
         _config_problems(exc)
+    files = "" if syntax_only else ", every file it names loads"
     click.echo(
-        f"{path}: OK — {len(cfg.clusters)} cluster(s), {len(cfg.roles)} role(s), {len(cfg.grants)} grant(s)"
+        f"{path}: OK — {len(cfg.clusters)} cluster(s), {len(cfg.roles)} role(s), {len(cfg.grants)} grant(s){files}"
     )
 
 

@@ -40,7 +40,7 @@ def client_ssl_context(
     try:
         context = ssl.create_default_context(cafile=str(cafile) if cafile else None, cadata=cadata)
     except (OSError, ssl.SSLError, ValueError) as exc:
-        raise TlsFileError(f"CA bundle {cafile or '(inline data)'}: {_reason(exc)}") from None
+        raise TlsFileError(f"CA bundle {cafile or '(inline data)'}: {tls_reason(exc)}") from None
     context.verify_flags &= ~ssl.VERIFY_X509_STRICT
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if certfile is not None:
@@ -48,7 +48,7 @@ def client_ssl_context(
             context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
         except (OSError, ssl.SSLError) as exc:
             key = f" with key {keyfile}" if keyfile else ""
-            raise TlsFileError(f"client certificate {certfile}{key}: {_reason(exc)}") from None
+            raise TlsFileError(f"client certificate {certfile}{key}: {tls_reason(exc)}") from None
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -63,7 +63,8 @@ def _readable(label: str, path: Path) -> None:
         raise TlsFileError(f"{label} {path}: {exc.strerror or exc}") from None
 
 
-def _reason(exc: BaseException) -> str:
+def tls_reason(exc: BaseException) -> str:
+    """What an ssl or file error means, in a few words (no OpenSSL source locations)."""
     if isinstance(exc, ssl.SSLError):
         # "[X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:3926)" → "key values mismatch";
         # "[SSL] PEM lib" (no reason) is OpenSSL's word for a file that holds no usable PEM block

@@ -199,6 +199,10 @@ async def load_connection(
             )
             loader.load_and_set(configuration)
         else:
+            if kubeconfig is not None:
+                # kubernetes_asyncio logs "Config not found" and then complains of a missing key instead
+                with kubeconfig.open("rb"):
+                    pass
             # persist_config=False: never write refreshed credentials back into an operator's kubeconfig
             loader = await load_kube_config(
                 config_file=str(kubeconfig) if kubeconfig is not None else None,
@@ -209,7 +213,8 @@ async def load_connection(
     except (ConfigException, OSError, KeyError, AssertionError, ValueError, TypeError) as exc:
         where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
         ctx = f" context {context!r}" if context else ""
-        raise ClusterConfigError(f"cannot load {where}{ctx}: {exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ClusterConfigError(f"cannot load {where}{ctx}: {reason}") from exc
 
     server_url = str(configuration.host).rstrip("/")
     ssl_context, ca_pem = _tls(configuration, server_url)
