@@ -218,11 +218,20 @@ def config_check(path: Path, syntax_only: bool) -> None:
 
 @click.command("demo")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".demo"))
-def demo(state_dir: Path) -> None:
-    """Run a Kubernetes API simulator and a broker in front of it, with a demo caller certificate."""
+@click.option("--port", "api_port", type=click.IntRange(0, 65535), default=8443, show_default=True,
+              help="The broker's API port on 127.0.0.1 (0: any free port).")  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9090, show_default=True,
+              help="The broker's metrics port (0: any free port).")  # fmt: skip
+@click.option("--kube-port", "sim_port", type=click.IntRange(0, 65535), default=6443, show_default=True,
+              help="The Kubernetes API simulator's port (0: any free port).")  # fmt: skip
+def demo(state_dir: Path, api_port: int, metrics_port: int, sim_port: int) -> None:
+    """Run a Kubernetes API simulator and a broker in front of it, with a demo caller certificate.
+
+    A port that is taken falls back to a free one; the printed commands show the ports in use.
+    """
     from broker.demo import run_demo
     from broker.http.request_id import RequestIdLogFilter
     from broker.logs import configure
 
     configure("WARNING", "text", [RequestIdLogFilter()])
-    asyncio.run(run_demo(state_dir))
+    asyncio.run(run_demo(state_dir, api_port=api_port, metrics_port=metrics_port, sim_port=sim_port))

@@ -284,7 +284,7 @@ class DemoStack:
 def instructions(stack: DemoStack) -> str:
     p = stack.paths
     cert, key = p.caller_cert(DEMO_CALLER[0])
-    curl = f"curl --cacert {p.server_ca} --cert {cert} --key {key}"
+    curl = f"curl --fail --silent --show-error --cacert {p.server_ca} --cert {cert} --key {key}"
     url = stack.broker_url
     kubeconfig = p.root / "jenkins.kubeconfig"
     return f"""
@@ -300,7 +300,7 @@ A token for the demo caller (CN=jenkins, O=ci), as JSON:
 
 The same as a kubeconfig, used by kubectl:
   {curl} -H 'Content-Type: application/json' -d '{{"role":"deployer","namespace":"{DEMO_NAMESPACE}"}}' \\
-       '{url}/v1/tokens?format=kubeconfig' > {kubeconfig}
+       -o {kubeconfig} '{url}/v1/tokens?format=kubeconfig'
   kubectl --kubeconfig {kubeconfig} auth whoami
   kubectl --kubeconfig {kubeconfig} -n {DEMO_NAMESPACE} get serviceaccounts
 
@@ -309,8 +309,10 @@ Press Ctrl-C to stop.
 """
 
 
-async def run_demo(root: Path) -> None:
-    stack = DemoStack(root)
+async def run_demo(
+    root: Path, *, api_port: int = 8443, metrics_port: int = 9090, sim_port: int = 6443
+) -> None:
+    stack = DemoStack(root, api_port=api_port, metrics_port=metrics_port, sim_port=sim_port)
     await stack.start()
     try:
         print(instructions(stack), flush=True)
