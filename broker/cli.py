@@ -24,7 +24,7 @@ _LAZY = {
     "logout": "broker.commands_credential:logout",
     "audit": "broker.commands_ops:audit",
     "revoke": "broker.commands_ops:revoke",
-    "decode": "broker.commands_ops:decode",
+    "decode": "broker.commands_decode:decode",
 }
 
 

@@ -1,15 +1,14 @@
-"""Operators' CLI: `token-broker audit list|show|export`, `token-broker revoke`, `token-broker decode`.
+"""Operators' CLI: `token-broker audit list|show|export` and `token-broker revoke` (`decode` is in
+commands_decode.py).
 
-The audit commands talk to the broker's HTTP API (GET /v1/tokens, GET /v1/audit, DELETE /v1/tokens/{id});
-`decode` works offline on a token and, given a kubeconfig or a JWKS URL, checks its signature. No command ever
-prints or logs a token it was given.
+They talk to the broker's HTTP API (GET /v1/tokens, GET /v1/audit, DELETE /v1/tokens/{id}). No command ever
+prints or logs a token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,11 +18,11 @@ from urllib.parse import quote
 
 import click
 
+from broker.cli_text import aligned, clip, parse_time, relative, rfc3339, short_time, table
 from broker.client import BrokerEndpoint, parse_json, problem_from, request, transport_failure
 from broker.commands_endpoint import endpoint_options
 from broker.durations import parse_duration
 from broker.exit_codes import CliError, ExitCode
-from broker.tls_client import client_ssl_context
 
 NDJSON = "application/x-ndjson"
 _STATES = ("pending", "issued", "failed", "aborted", "revoked", "expired")
@@ -52,7 +51,7 @@ def _parse_when(value: str | None, *, now: datetime, option: str) -> str | None:
         return None
     value = value.strip()
     try:
-        return _rfc3339(now - timedelta(seconds=parse_duration(value)))
+        return rfc3339(now - timedelta(seconds=parse_duration(value)))
     except ValueError:
         pass
     try:
@@ -63,46 +62,7 @@ def _parse_when(value: str | None, *, now: datetime, option: str) -> str | None:
         raise click.BadParameter(
             "use an RFC 3339 time (2024-05-01T12:00:00Z) or a duration back from now (24h)", param_hint=option
         )
-    return _rfc3339(moment)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _span(seconds: float) -> str:
-    seconds = int(abs(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if minutes and not days:
-        parts.append(f"{minutes}m")
-    if not days and not hours:
-        parts.append(f"{secs}s")
-    return " ".join(parts)
-
-
-def relative(moment: datetime, now: datetime, *, future: str = "in {}", past: str = "{} ago") -> str:
-    delta = (moment - now).total_seconds()
-    return future.format(_span(delta)) if delta > 0 else past.format(_span(delta))
-
-
-def _short_time(value: Any) -> str:
-    moment = _parse_time(value)
-    return _rfc3339(moment) if moment is not None else "-"
+    return rfc3339(moment)
 
 
 # -- filters shared by list and export ---------------------------------------------------------------------------
@@ -167,20 +127,6 @@ def _filter_params(
 # -- rendering ---------------------------------------------------------------------------------------------------
 
 
-def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    lines = [
-        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
-        for row in [headers, *rows]
-    ]
-    return "\n".join(lines)
-
-
-def _clip(text: str, limit: int = 48) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _who(item: Mapping[str, Any]) -> str:
     caller = item.get("caller") or {}
     return f"{caller.get('user', '')} ({caller.get('method', '')})"
@@ -192,13 +138,13 @@ def _token_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         ends = item.get("revoke_at") or item.get("expires_at")
         rows.append(
             [
-                _short_time(item.get("requested_at")),
+                short_time(item.get("requested_at")),
                 str(item.get("token_id", "")),
                 str(item.get("state", "")) + ("" if not item.get("active") else " (active)"),
                 _who(item),
                 str(item.get("role", "")),
                 f"{item.get('namespace', '')}/{item.get('service_account', '')}",
-                _short_time(ends) if ends else "never",
+                short_time(ends) if ends else "never",
             ]
         )
     return rows
@@ -207,13 +153,13 @@ def _token_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 def _event_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return [
         [
-            _short_time(item.get("time")),
+            short_time(item.get("time")),
             str(item.get("event", "")),
             str(item.get("token_id", "")),
             _who(item),
             str(item.get("role", "")),
             str(item.get("namespace", "")),
-            _clip(str(item.get("reason") or "")),
+            clip(str(item.get("reason") or "")),
         ]
         for item in items
     ]
@@ -272,11 +218,11 @@ def _all_events(endpoint: BrokerEndpoint, token_id: str) -> list[dict[str, Any]]
 
 
 def describe_token(item: Mapping[str, Any], now: datetime) -> str:
-    lines = [f"token {item.get('token_id')}"]
+    pairs: list[tuple[str, str]] = []
 
     def add(label: str, value: Any) -> None:
         if value not in (None, "", [], {}):
-            lines.append(f"  {label + ':':<16}{value}")
+            pairs.append((label, str(value)))
 
     state = str(item.get("state", ""))
     add("state", state + (" (active)" if item.get("active") else ""))
@@ -298,12 +244,12 @@ def describe_token(item: Mapping[str, Any], now: datetime) -> str:
         )
         + " (asked/granted)",
     )
-    add("requested", _short_time(item.get("requested_at")))
-    add("issued", _short_time(item.get("issued_at")) if item.get("issued_at") else None)
+    add("requested", short_time(item.get("requested_at")))
+    add("issued", short_time(item.get("issued_at")) if item.get("issued_at") else None)
     for label, key in (("expires", "expires_at"), ("revoke at", "revoke_at")):
-        moment = _parse_time(item.get(key))
+        moment = parse_time(item.get(key))
         if moment is not None:
-            add(label, f"{_rfc3339(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
+            add(label, f"{rfc3339(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
     if item.get("issued_at") and not item.get("expires_at"):
         add("expires", "never (legacy Secret token)")
     secret = item.get("bound_secret")
@@ -314,10 +260,10 @@ def describe_token(item: Mapping[str, Any], now: datetime) -> str:
     for key, value in (item.get("context") or {}).items():
         add(f"context {key}", value)
     add("revoked by", item.get("revoked_by"))
-    add("revoked at", _short_time(item.get("revoked_at")) if item.get("revoked_at") else None)
+    add("revoked at", short_time(item.get("revoked_at")) if item.get("revoked_at") else None)
     add("reason", item.get("reason"))
     add("request id", item.get("request_id"))
-    return "\n".join(lines)
+    return "\n".join([f"token {item.get('token_id')}", *aligned(pairs)])
 
 
 @audit.command("show")
@@ -467,174 +413,3 @@ def _forget_cached(endpoint: BrokerEndpoint, token_id: str) -> int:
     if not isinstance(digest, str) or not digest:
         return 0
     return CredentialCache(default_cache_dir()).forget_matching(token_sha256=digest)
-
-
-# -- decode --------------------------------------------------------------------------------------------------------
-
-
-def _read_token(token: str) -> str:
-    if token == "-":
-        token = sys.stdin.read()
-    token = token.strip()
-    if token.lower().startswith("bearer "):
-        token = token[7:].strip()
-    return token
-
-
-def _claim_lines(claims: Mapping[str, Any], now: datetime) -> list[str]:
-    lines = []
-    for name, value in claims.items():
-        if name in ("exp", "iat", "nbf") and isinstance(value, int | float) and not isinstance(value, bool):
-            moment = datetime.fromtimestamp(float(value), UTC)
-            if name == "exp":
-                when = relative(moment, now, future="expires in {}", past="expired {} ago")
-            else:
-                when = relative(moment, now)
-            shown = f"{_rfc3339(moment)} ({when})"
-        elif isinstance(value, str):
-            shown = value
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            shown = ", ".join(value)
-        else:
-            shown = json.dumps(value, sort_keys=True)
-        lines.append(f"  {name + ':':<16}{shown}")
-    return lines
-
-
-async def _verify(
-    token: str,
-    *,
-    kubeconfig: Path | None,
-    context: str | None,
-    jwks_url: str | None,
-    cacert: Path | None,
-    issuer: str | None,
-    request_timeout: float,
-) -> tuple[bool, str]:
-    """(verified, how) — what the cluster's keys say about the signature."""
-    import aiohttp
-
-    from broker.errors import BrokerError
-    from broker.kube.client import ClusterClient
-    from broker.kube.jwks import JwksCache
-    from broker.kube.verify import ClusterTokenVerifier
-    from broker.operations import InvalidToken, verify_any
-
-    try:
-        if kubeconfig is not None:
-            async with await ClusterClient.create(
-                "decode",
-                kubeconfig=kubeconfig,
-                context=context,
-                in_cluster=False,
-                request_timeout=request_timeout,
-            ) as client:
-                verifier = ClusterTokenVerifier(client, issuer=issuer)
-                expected = await verifier.issuer()
-                await verify_any(token, verifier.jwks, issuer=expected)
-                return True, f"signature verified with the keys of {client.server_url} (issuer {expected})"
-        assert jwks_url is not None
-        ctx: ssl.SSLContext | bool = (
-            client_ssl_context(cafile=cacert) if jwks_url.startswith("https://") else False
-        )
-
-        async def fetch() -> tuple[dict[str, Any], float | None]:
-            async with (
-                aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=request_timeout), trust_env=True
-                ) as session,
-                session.get(jwks_url, ssl=ctx) as resp,
-            ):
-                resp.raise_for_status()
-                document = await resp.json(content_type=None)
-            if not isinstance(document, dict):
-                raise BrokerError(502, "Bad Gateway", f"{jwks_url} is not a JSON Web Key Set")
-            return document, None
-
-        await verify_any(token, JwksCache(fetch, label=jwks_url), issuer=issuer)
-        checked = f" and issuer {issuer}" if issuer else " (issuer not checked: pass --issuer)"
-        return True, f"signature verified with the keys at {jwks_url}{checked}"
-    except InvalidToken as exc:
-        return False, f"signature NOT valid: {exc}"
-    except BrokerError as exc:
-        return False, f"signature not verified: cannot get the keys: {exc.detail}"
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        failure = transport_failure(exc, jwks_url or str(kubeconfig), request_timeout)
-        return False, f"signature not verified: cannot get the keys: {failure.message}"
-    except ValueError as exc:
-        return False, f"signature not verified: cannot get the keys: {exc}"
-
-
-@click.command("decode")
-@click.argument("token")
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Verify the signature with the keys of this cluster.",
-)
-@click.option("--context", help="Kubeconfig context (default: the current one).")
-@click.option("--jwks-url", help="Verify the signature with the JSON Web Key Set at this URL.")
-@click.option(
-    "--cacert", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="CA for --jwks-url."
-)
-@click.option("--issuer", help="The issuer the token must name (default with --kubeconfig: the cluster's).")
-@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def decode(
-    token: str,
-    kubeconfig: Path | None,
-    context: str | None,
-    jwks_url: str | None,
-    cacert: Path | None,
-    issuer: str | None,
-    timeout: float,
-    output: str,
-) -> None:
-    """Show a token's header and claims (TOKEN, or - to read it from stdin); with --kubeconfig or --jwks-url,
-    check its signature too. Exit status 1 when a signature check was asked for and failed."""
-    from broker.kube.verify import decode_unverified
-
-    if kubeconfig is not None and jwks_url is not None:
-        raise click.UsageError("--kubeconfig and --jwks-url are two ways to get the keys: give one")
-    raw = _read_token(token)
-    try:
-        unverified = decode_unverified(raw)
-    except ValueError as exc:
-        _fail(str(exc))
-    verified: bool | None = None
-    how = "signature not verified (pass --kubeconfig or --jwks-url to check it)"
-    if kubeconfig is not None or jwks_url is not None:
-        verified, how = asyncio.run(
-            _verify(
-                raw,
-                kubeconfig=kubeconfig,
-                context=context,
-                jwks_url=jwks_url,
-                cacert=cacert,
-                issuer=issuer,
-                request_timeout=timeout,
-            )
-        )
-    if output == "json":
-        doc = {
-            "header": unverified.header,
-            "claims": unverified.claims,
-            "verified": verified,
-            "signature": how,
-        }
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
-    else:
-        now = datetime.now(UTC)
-        lines = [
-            "header:",
-            *_claim_lines(unverified.header, now),
-            "claims:",
-            *_claim_lines(unverified.claims, now),
-        ]
-        lines.append(how)
-        jti = unverified.claims.get("jti")
-        if isinstance(jti, str) and jti:
-            lines.append(f"its record: token-broker audit show --jti {jti}")
-        click.echo("\n".join(lines))
-    if verified is False:
-        sys.exit(ExitCode.FAILED)
