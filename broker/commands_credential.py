@@ -153,16 +153,43 @@ def _keep(cache: CredentialCache, key: CacheKey, entry: Entry, *, prune: bool) -
 @click.command("logout")
 @click.option("--broker", "broker_url", help="Only the credentials of this broker URL.")
 @click.option("--role", help="Only the credentials for this role.")
+@click.option(
+    "--api-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Only the credentials this API key or bearer token obtained (a CI job cleaning up after itself).",
+)
+@click.option(
+    "--cert", type=click.Path(dir_okay=False, path_type=Path), help="Only this certificate's (with --key)."
+)
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="The key of --cert.")
 @_CACHE_DIR
-def logout(broker_url: str | None, role: str | None, cache_dir: Path | None) -> None:
-    """Forget the credentials the kubectl plugin cached: all of them, or one broker's, or one role's.
+def logout(
+    broker_url: str | None,
+    role: str | None,
+    api_key_file: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    cache_dir: Path | None,
+) -> None:
+    """Forget the credentials the kubectl plugin cached: all of them, or those of one broker, role or caller.
 
     The tokens themselves stay valid until they expire; `token-broker revoke` ends one early.
     """
+    from broker.commands_endpoint import read_secret_file
+    from broker.credential_cache import owner_tag
+
+    owner = None
+    if api_key_file is not None or cert is not None:
+        api_key = read_secret_file(api_key_file, "API key file") if api_key_file is not None else None
+        digest = credential_digest(
+            api_key=api_key, cert_pem=_read(cert, "client certificate"), key_pem=_read(key, "client key")
+        )
+        owner = owner_tag(digest) if digest is not None else None
     cache = CredentialCache(cache_dir or default_cache_dir())
-    removed = cache.forget_matching(broker_url, role)
-    scope = " and ".join(p for p in (broker_url and f"broker {broker_url}", role and f"role {role}") if p)
-    click.echo(f"forgot {removed} cached credential(s){' of ' + scope if scope else ''} in {cache.directory}")
+    removed = cache.forget_matching(broker_url, role, owner=owner)
+    scope = [broker_url and f"broker {broker_url}", role and f"role {role}", owner and "this caller"]
+    named = " and ".join(p for p in scope if p)
+    click.echo(f"forgot {removed} cached credential(s){' of ' + named if named else ''} in {cache.directory}")
 
 
 # -- kubeconfig with exec users -----------------------------------------------------------------------------------

@@ -81,6 +81,15 @@ class CacheKey:
     def sealing_key(self) -> bytes:
         return self._derive(b"seal")
 
+    @property
+    def owner(self) -> str:
+        return owner_tag(self.credential)
+
+
+def owner_tag(credential: bytes) -> str:
+    """Marks the entries of one credential (`logout --api-key-file`), and tells nothing without it."""
+    return hmac.new(credential, b"owner", hashlib.sha256).hexdigest()[:32]
+
 
 @dataclass
 class Entry:
@@ -165,6 +174,7 @@ class CredentialCache:
             "role": key.role,
             "namespace": key.namespace,
             "cluster": key.cluster,
+            "owner": key.owner,
             # what the audit trail records of the token: lets `token-broker revoke` forget it here
             "token_sha256": hashlib.sha256(str(entry.credential["status"]["token"]).encode()).hexdigest(),
             "expires_at": entry.expires_at.astimezone(UTC).isoformat(),
@@ -180,11 +190,17 @@ class CredentialCache:
             (self.directory / key.file_name).unlink()
 
     def forget_matching(
-        self, broker_url: str | None = None, role: str | None = None, token_sha256: str | None = None
+        self,
+        broker_url: str | None = None,
+        role: str | None = None,
+        token_sha256: str | None = None,
+        owner: str | None = None,
     ) -> int:
-        """Remove the entries of one broker, role and/or token (all entries when all are None); how many."""
+        """Remove the entries of one broker, role, token and/or credential (all when all are None); how many."""
         removed = 0
         for path, doc in self._entries():
+            if owner is not None and doc.get("owner") != owner:
+                continue
             if broker_url is not None and str(doc.get("broker", "")).rstrip("/") != broker_url.rstrip("/"):
                 continue
             if role is not None and doc.get("role") != role:

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 import yaml
 from seed_pki import SeedCa, SeedPki
-from seed_stack import KUBECTL, VENV_BIN, SeedStack, seed_stack
+from seed_stack import KUBECTL, OIDC_AUDIENCE, VENV_BIN, SeedStack, seed_stack
 
 from broker.kube import ClusterClient
 from broker.testing.kubesim import KubeSim, SimOptions
@@ -173,7 +173,7 @@ async def test_kubectl_exec_plugin_over_seed_tls(stack: SeedStack, tmp_path: Pat
 
 async def test_broker_fetches_oidc_keys_over_seed_tls(stack: SeedStack) -> None:
     context = client_ssl_context(cafile=stack.pki.broker_ca.cert)
-    headers = {"Authorization": f"Bearer {stack.issuer.token('pipeline-7')}"}
+    headers = {"Authorization": f"Bearer {stack.issuer.sign(aud=OIDC_AUDIENCE, sub='pipeline-7')}"}
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
         session.get(stack.broker_url + "/v1/whoami", headers=headers, ssl=context) as resp,
@@ -201,7 +201,7 @@ async def test_kube_transport_over_seed_cluster_ca(tmp_path: Path) -> None:
 
 
 async def test_decode_fetches_jwks_over_seed_tls(stack: SeedStack, tmp_path: Path) -> None:
-    token = stack.issuer.token("pipeline-8")
+    token = stack.issuer.sign(aud=OIDC_AUDIENCE, sub="pipeline-8")
     result = await run(
         [
             str(VENV_BIN / "token-broker"),

@@ -140,6 +140,11 @@ def test_logout_filters_and_revoke_by_token_digest(tmp_path: Path) -> None:
     assert cache.forget_matching(token_sha256=hashlib.sha256(b"x").hexdigest()) == 0
     assert cache.forget_matching(token_sha256=hashlib.sha256(b"d").hexdigest()) == 1
     assert cache.forget_matching() == 0
+    # one caller's entries only: a CI job cleaning up after itself in a shared HOME
+    cache.store(key("key-a"), entry("a"))
+    cache.store(key("key-b"), entry("b"))
+    assert cache.forget_matching(owner=key("key-a").owner) == 1
+    assert cache.load(key("key-b")) is not None
 
 
 def test_recording_a_recipient_keeps_the_sealed_token(tmp_path: Path) -> None:
