@@ -27,3 +27,15 @@ def test_issue_help_names_the_environment_it_reads() -> None:
     result = CliRunner().invoke(main, ["issue", "--help"])
     assert "TOKEN_BROKER_URL" in result.output
     assert "TOKEN_BROKER_API_KEY" in result.output
+
+
+def test_readme_lists_the_same_exit_statuses() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = readme[readme.index("**Errors and exit status.**") : readme.index("**TLS like kubectl.**")]
+    rows = [
+        line for line in readme.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    ]
+    listed = {int(row.split("|")[1]): row.split("|")[2].strip() for row in rows}
+    assert listed == {code.value: code.meaning for code in ExitCode}
