@@ -49,36 +49,23 @@ def key_file(tmp_path: Path, name: str, value: str) -> Path:
     return path
 
 
-async def token_broker(home: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+async def run(home: Path, args: list[str], path: str | None) -> subprocess.CompletedProcess[str]:
     env = clean_env(home)
     if path is not None:
         env["PATH"] = path
     return await asyncio.to_thread(
-        subprocess.run,
-        [str(VENV_BIN / "token-broker"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
+        subprocess.run, args, capture_output=True, text=True, timeout=60, env=env, check=False
     )
+
+
+async def token_broker(home: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    return await run(home, [str(VENV_BIN / "token-broker"), *args], path)
 
 
 async def kubectl(
     home: Path, kubeconfig: Path, *args: str, path: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = clean_env(home)
-    if path is not None:
-        env["PATH"] = path
-    return await asyncio.to_thread(
-        subprocess.run,
-        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    return await run(home, [KUBECTL, "--kubeconfig", str(kubeconfig), *args], path)
 
 
 def endpoint(stack: DemoStack) -> list[str]:

@@ -42,6 +42,24 @@ async def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def as_caller(
+    stack: SeedStack, home: Path, command: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`token-broker COMMAND` as the seed caller (CN=jenkins/O=ci), trusting the seed broker CA."""
+    pki = stack.pki
+    credentials = [
+        "--cacert",
+        str(pki.broker_ca.cert),
+        "--cert",
+        str(pki.caller_cert),
+        "--key",
+        str(pki.caller_key),
+    ]
+    return await run(
+        [str(VENV_BIN / "token-broker"), command, "--broker", stack.broker_url, *credentials, *args], home
+    )
+
+
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[SeedStack]:
     async with seed_stack(tmp_path / "seed") as running:
@@ -119,24 +137,7 @@ def test_seed_ca_is_accepted_like_kubectl_and_curl_accept_it(tmp_path: Path) -> 
 
 
 async def test_cli_issue_over_seed_tls(stack: SeedStack, tmp_path: Path) -> None:
-    pki = stack.pki
-    result = await run(
-        [
-            str(VENV_BIN / "token-broker"),
-            "issue",
-            "--broker",
-            stack.broker_url,
-            "--cacert",
-            str(pki.broker_ca.cert),
-            "--cert",
-            str(pki.caller_cert),
-            "--key",
-            str(pki.caller_key),
-            "--role",
-            "deployer",
-        ],
-        tmp_path,
-    )
+    result = await as_caller(stack, tmp_path, "issue", "--role", "deployer")
     assert result.returncode == 0, result.stderr
     issued = json.loads(result.stdout)
     # the broker reached the cluster over the seed cluster CA and verified the token against its JWKS
@@ -144,25 +145,8 @@ async def test_cli_issue_over_seed_tls(stack: SeedStack, tmp_path: Path) -> None
 
 
 async def test_kubectl_exec_plugin_over_seed_tls(stack: SeedStack, tmp_path: Path) -> None:
-    pki = stack.pki
     kubeconfig = tmp_path / "exec.kubeconfig"
-    made = await run(
-        [
-            str(VENV_BIN / "token-broker"),
-            "kubeconfig",
-            "--broker",
-            stack.broker_url,
-            "--cacert",
-            str(pki.broker_ca.cert),
-            "--cert",
-            str(pki.caller_cert),
-            "--key",
-            str(pki.caller_key),
-            "--out",
-            str(kubeconfig),
-        ],
-        tmp_path,
-    )
+    made = await as_caller(stack, tmp_path, "kubeconfig", "--out", str(kubeconfig))
     assert made.returncode == 0, made.stderr
     (user,) = yaml.safe_load(kubeconfig.read_text())["users"]
     assert Path(user["user"]["exec"]["command"]).parent == VENV_BIN  # this interpreter's plugin
