@@ -29,7 +29,7 @@ class ExitCode(IntEnum):
 _MEANINGS = {
     ExitCode.OK: "success",
     ExitCode.FAILED: "the command ran and the answer is no: a signature that does not verify, no such record, "
-    "no usable role",
+    "no usable role, a broker that cannot start (port in use)",
     ExitCode.USAGE: "bad command line, or a config file that does not validate",
     ExitCode.LOCAL_FILE: "a local file (CA bundle, client certificate or key, API key file, kubeconfig) is "
     "missing or unusable",
