@@ -2,14 +2,67 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import click
 
 from broker import __version__
+from broker.exit_codes import CliError, ExitCode, epilog
+
+# Where each broker command lives. Modules are imported only for the command that runs: kubectl runs
+# `credential` once per command, and importing every command group would double its start-up time.
+_LAZY = {
+    "serve": "broker.commands:serve",
+    "demo": "broker.commands:demo",
+    "issue": "broker.commands:issue",
+    "pki": "broker.commands:pki",
+    "config": "broker.commands:config_group",
+    "credential": "broker.commands_credential:credential",
+    "kubeconfig": "broker.commands_credential:kubeconfig",
+    "logout": "broker.commands_credential:logout",
+    "audit": "broker.commands_ops:audit",
+    "revoke": "broker.commands_ops:revoke",
+    "decode": "broker.commands_decode:decode",
+}
 
 
-@click.group()
+class _Cli(click.Group):
+    """Every CliError a command raises becomes one line on stderr and its exit status: no traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY and cmd_name not in self.commands:
+            module, attr = _LAZY[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attr)
+            _with_epilog(command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            click.echo(f"token-broker: {exc.message}", err=True)
+            ctx.exit(int(exc.code))
+        except OSError as exc:
+            # a local file (a network failure is a CliError by now): which one, and why
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"token-broker: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(int(ExitCode.LOCAL_FILE))
+
+
+def _with_epilog(command: click.Command) -> None:
+    """Each command's --help ends with the exit-status table."""
+    command.epilog = epilog()
+    for sub in getattr(command, "commands", {}).values():
+        _with_epilog(sub)
+
+
+@click.group(cls=_Cli, epilog=epilog())
 @click.version_option(__version__, prog_name="token-broker")
 def main() -> None:
     """Short-lived, verified, audited Kubernetes service-account tokens."""
@@ -67,14 +120,3 @@ def kube_sim(
         authorization="always-allow" if authorization == "always-allow" else "rbac",
     )
     run(options, state_dir, listen, lambda line: click.echo(line, err=False))
-
-
-def _register_broker_commands() -> None:
-    from broker.commands import COMMANDS
-    from broker.commands_ops import COMMANDS as OPS_COMMANDS
-
-    for command in [*COMMANDS, *OPS_COMMANDS]:
-        main.add_command(command)
-
-
-_register_broker_commands()

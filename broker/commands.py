@@ -1,62 +1,24 @@
-"""The broker's own CLI commands (the simulator's `kube-sim` lives beside them in cli.py)."""
+"""The broker's own CLI commands (the simulator's `kube-sim` lives beside them in cli.py; the kubectl plugin
+and exec kubeconfigs in commands_credential.py, operators' commands in commands_ops.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import os
-import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from broker import credential_cache
-from broker.client import BrokerClientError, BrokerEndpoint, request
-from broker.pki import CertificateAuthority, write_private
+from broker.client import BrokerEndpoint, parse_json, request
+from broker.commands_endpoint import endpoint_options
+from broker.exit_codes import CliError, ExitCode
 
-# -- shared options ---------------------------------------------------------------------------------------------
-
-
-def endpoint_options(fn: Any) -> Any:
-    """How a client reaches and authenticates to the broker: a client certificate or an API key."""
-    options = [
-        click.option("--broker", "broker_url", required=True, envvar="TOKEN_BROKER_URL", help="Broker URL."),
-        click.option(
-            "--cacert", type=click.Path(dir_okay=False, path_type=Path), help="CA of the broker's TLS."
-        ),
-        click.option(
-            "--cert", type=click.Path(dir_okay=False, path_type=Path), help="Client certificate (PEM)."
-        ),
-        click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="Client key (PEM)."),
-        click.option(
-            "--api-key-file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="File holding an API key (or set TOKEN_BROKER_API_KEY). Never pass a key as an argument.",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+if TYPE_CHECKING:
+    from broker.pki import CertificateAuthority
 
 
-def make_endpoint(
-    broker_url: str, cacert: Path | None, cert: Path | None, key: Path | None, api_key_file: Path | None
-) -> BrokerEndpoint:
-    api_key = os.environ.get("TOKEN_BROKER_API_KEY")
-    if api_key_file is not None:
-        api_key = api_key_file.read_text().strip()
-    return BrokerEndpoint(broker_url, ca_file=cacert, cert_file=cert, key_file=key, api_key=api_key or None)
-
-
-def _fail(exc: BrokerClientError) -> None:
-    click.echo(f"token-broker: {exc}", err=True)
-    sys.exit(1)
-
-
-def _token_body(
+def token_body(
     role: str, namespace: str | None, ttl: str | None, audiences: tuple[str, ...]
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"role": role}
@@ -86,150 +48,38 @@ def _token_body(
     show_default=True,
 )
 def issue(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     role: str,
     namespace: str | None,
     ttl: str | None,
     audiences: tuple[str, ...],
     output: str,
 ) -> None:
-    """Ask the broker for a token and print it."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
+    """Ask the broker for a token and print it.
+
+    In a pod, set TOKEN_BROKER_URL in its spec and pass the projected service-account token with
+    --api-key-file (README: "In-cluster agents").
+    """
     params = {"format": output} if output in ("kubeconfig", "exec-credential") else None
-    try:
-        _, _, text = asyncio.run(
-            request(
-                endpoint,
-                "POST",
-                "/v1/tokens",
-                json_body=_token_body(role, namespace, ttl, audiences),
-                params=params,
-            )
+    _, _, text = asyncio.run(
+        request(
+            endpoint,
+            "POST",
+            "/v1/tokens",
+            json_body=token_body(role, namespace, ttl, audiences),
+            params=params,
         )
-    except BrokerClientError as exc:
-        _fail(exc)
+    )
+    if output == "kubeconfig":
+        click.echo(text.rstrip("\n"))
         return
+    doc = parse_json(text, endpoint.url)
     if output == "token":
-        click.echo(json.loads(text)["token"])
+        if not isinstance(doc.get("token"), str):
+            raise CliError(ExitCode.PROTOCOL, f"{endpoint.url} answered without a token")
+        click.echo(doc["token"])
     else:
         click.echo(text.rstrip("\n"))
-
-
-# -- credential (kubectl exec plugin) ---------------------------------------------------------------------------
-
-
-@click.command("credential")
-@endpoint_options
-@click.option("--role", required=True)
-@click.option("--namespace")
-@click.option("--ttl")
-@click.option("--audience", "audiences", multiple=True)
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Token cache directory.")
-def credential(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
-    role: str,
-    namespace: str | None,
-    ttl: str | None,
-    audiences: tuple[str, ...],
-    cache_dir: Path | None,
-) -> None:
-    """kubectl exec credential plugin: print an ExecCredential, cached until shortly before it expires."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
-    identity = str(cert.resolve()) if cert else ("api-key" if endpoint.api_key else "anonymous")
-    cache_file = (cache_dir or credential_cache.default_cache_dir()) / (
-        credential_cache.cache_key(
-            broker_url, role, namespace or "", ttl or "", ",".join(audiences), identity
-        )
-        + ".json"
-    )
-    cached = credential_cache.load(cache_file)
-    if cached is not None:
-        click.echo(json.dumps(cached))
-        return
-    try:
-        _, _, text = asyncio.run(
-            request(
-                endpoint,
-                "POST",
-                "/v1/tokens",
-                json_body=_token_body(role, namespace, ttl, audiences),
-                params={"format": "exec-credential"},
-            )
-        )
-    except BrokerClientError as exc:
-        _fail(exc)
-        return
-    doc = json.loads(text)
-    if doc.get("status", {}).get("expirationTimestamp"):
-        credential_cache.store(cache_file, doc)
-    click.echo(json.dumps(doc))
-
-
-# -- kubeconfig with exec users -----------------------------------------------------------------------------------
-
-
-@click.command("kubeconfig")
-@endpoint_options
-@click.option(
-    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default stdout)."
-)
-@click.option("--command", "plugin", default=None, help="Path of token-broker for the exec stanza.")
-def kubeconfig(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
-    out: Path | None,
-    plugin: str | None,
-) -> None:
-    """Write a kubeconfig with one context per role (and cluster) the caller may use; kubectl fetches a token
-    through `token-broker credential` only when it needs one."""
-    from broker.render import ExecEntry, exec_kubeconfig
-
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
-    try:
-        _, _, text = asyncio.run(request(endpoint, "GET", "/v1/roles"))
-    except BrokerClientError as exc:
-        _fail(exc)
-        return
-    roles = json.loads(text).get("roles", [])
-    command = plugin or shutil.which("token-broker") or "token-broker"
-    entries = []
-    for role in roles:
-        literal = [n for n in role.get("namespaces", []) if not any(c in n for c in "*?[")]
-        ca_data = role.get("cluster_ca_data")
-        entries.append(
-            ExecEntry(
-                role=role["name"],
-                cluster=role["cluster"],
-                server_url=role["cluster_server"],
-                ca_pem=base64.b64decode(ca_data) if ca_data else None,
-                broker_url=broker_url,
-                namespace=literal[0] if literal else None,
-                client_cert=str(cert.resolve()) if cert else None,
-                client_key=str(key.resolve()) if key else None,
-                broker_ca=str(cacert.resolve()) if cacert else None,
-                command=command,
-            )
-        )
-    if not entries:
-        click.echo("token-broker: this caller may use no role", err=True)
-        sys.exit(1)
-    document = exec_kubeconfig(entries)
-    if out is None:
-        click.echo(document.rstrip("\n"))
-    else:
-        write_private(out, document.encode())
-        click.echo(f"wrote {out} with contexts: {', '.join(e.name for e in entries)}", err=True)
 
 
 # -- pki --------------------------------------------------------------------------------------------------------
@@ -246,6 +96,8 @@ def pki() -> None:
 @click.option("--days", default=3650, show_default=True)
 def pki_ca(out_dir: Path, name: str, days: int) -> None:
     """Write ca.crt and ca.key (0600)."""
+    from broker.pki import CertificateAuthority, write_private
+
     ca = CertificateAuthority.generate(name, days=days)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ca.crt").write_bytes(ca.cert_pem)
@@ -254,7 +106,13 @@ def pki_ca(out_dir: Path, name: str, days: int) -> None:
 
 
 def _load_ca(ca_dir: Path) -> CertificateAuthority:
-    return CertificateAuthority.load(ca_dir / "ca.crt", ca_dir / "ca.key")
+    from broker.pki import CertificateAuthority
+
+    try:
+        return CertificateAuthority.load(ca_dir / "ca.crt", ca_dir / "ca.key")
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CliError(ExitCode.LOCAL_FILE, f"CA in {ca_dir} (ca.crt, ca.key): {reason}") from None
 
 
 @pki.command("client")
@@ -265,6 +123,8 @@ def _load_ca(ca_dir: Path) -> CertificateAuthority:
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def pki_client(ca_dir: Path, common_name: str, groups: tuple[str, ...], days: int, out_dir: Path) -> None:
     """Write CN.crt and CN.key: a caller certificate."""
+    from broker.pki import write_private
+
     issued = _load_ca(ca_dir).issue_client_cert(common_name, list(groups), days=days)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{common_name}.crt").write_bytes(issued.cert_pem)
@@ -279,6 +139,8 @@ def pki_client(ca_dir: Path, common_name: str, groups: tuple[str, ...], days: in
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def pki_server(ca_dir: Path, hosts: tuple[str, ...], days: int, out_dir: Path) -> None:
     """Write server.crt and server.key for the broker's TLS listener."""
+    from broker.pki import write_private
+
     issued = _load_ca(ca_dir).issue_server_cert(list(hosts), days=days)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "server.crt").write_bytes(issued.cert_pem)
@@ -300,20 +162,28 @@ def serve(config_path: Path, log_format: str, log_level: str) -> None:
     from broker.http.request_id import RequestIdLogFilter
     from broker.kube.transport import ClusterConfigError
     from broker.logs import configure
+    from broker.preflight import check_files
 
     configure(log_level, log_format, [RequestIdLogFilter()])
     try:
         config = load_config(config_path)
+        check_files(config_path, config)
         broker = Broker(config_path, config)
-    except (ConfigError, ValueError) as exc:
-        click.echo(f"token-broker: {exc}", err=True)
-        sys.exit(2)
+    except ConfigError as exc:
+        _config_problems(exc)
+    except ValueError as exc:
+        raise CliError(ExitCode.USAGE, str(exc)) from None
     try:
         asyncio.run(serve_until_signalled(broker))
     except (OSError, ClusterConfigError) as exc:
         # a port in use, unreadable TLS files, an unusable kubeconfig: say which, no traceback
-        click.echo(f"token-broker: cannot start: {exc}", err=True)
-        sys.exit(1)
+        raise CliError(ExitCode.FAILED, f"cannot start: {exc}") from None
+
+
+def _config_problems(exc: Exception) -> NoReturn:
+    """A ConfigError is one `file: key.path: problem` line per problem, printed as they are."""
+    click.echo(str(exc), err=True)
+    sys.exit(ExitCode.USAGE)
 
 
 @click.group("config")
@@ -323,30 +193,62 @@ def config_group() -> None:
 
 @config_group.command("check")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def config_check(path: Path) -> None:
-    """Validate a config file; prints every problem with its key, exits 2 when there is one."""
+@click.option(
+    "--syntax-only",
+    is_flag=True,
+    help="Check the file alone, not the files it names (for a config checked away from where it runs).",
+)
+def config_check(path: Path, syntax_only: bool) -> None:
+    """Validate a config file and load every file it names (kubeconfigs, certificates, keys, CA bundles) as
+    `serve` would; prints each problem as `file: key.path: problem` and exits 2 when there is one."""
     from broker.config import ConfigError, load_config
+    from broker.preflight import check_files
 
     try:
         cfg = load_config(path)
+        if not syntax_only:
+            check_files(path, cfg)
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        _config_problems(exc)
+    files = "" if syntax_only else ", every file it names loads"
     click.echo(
-        f"{path}: OK — {len(cfg.clusters)} cluster(s), {len(cfg.roles)} role(s), {len(cfg.grants)} grant(s)"
+        f"{path}: OK — {len(cfg.clusters)} cluster(s), {len(cfg.roles)} role(s), {len(cfg.grants)} grant(s){files}"
     )
 
 
 @click.command("demo")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".demo"))
-def demo(state_dir: Path) -> None:
-    """Run a Kubernetes API simulator and a broker in front of it, with a demo caller certificate."""
+@click.option("--port", "api_port", type=click.IntRange(0, 65535), default=8443, show_default=True,
+              help="The broker's API port on 127.0.0.1 (0: any free port).")  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9090, show_default=True,
+              help="The broker's metrics port (0: any free port).")  # fmt: skip
+@click.option("--kube-port", "sim_port", type=click.IntRange(0, 65535), default=6443, show_default=True,
+              help="The Kubernetes API simulator's port (0: any free port).")  # fmt: skip
+@click.option("--control-plane", is_flag=True,
+              help="Run on the real control plane built by `make control-plane` instead of the simulator "
+                   "(ephemeral ports).")  # fmt: skip
+def demo(state_dir: Path, api_port: int, metrics_port: int, sim_port: int, control_plane: bool) -> None:
+    """Run a Kubernetes API simulator (or the real control plane) and a broker in front of it, with a demo
+    caller certificate.
+
+    A port that is taken falls back to a free one; the printed commands show the ports in use.
+    """
     from broker.demo import run_demo
     from broker.http.request_id import RequestIdLogFilter
     from broker.logs import configure
 
     configure("WARNING", "text", [RequestIdLogFilter()])
-    asyncio.run(run_demo(state_dir))
+    from broker.testing.controlplane import ControlPlaneUnavailable
 
-
-COMMANDS = [serve, demo, issue, credential, kubeconfig, pki, config_group]
+    try:
+        asyncio.run(
+            run_demo(
+                state_dir,
+                api_port=api_port,
+                metrics_port=metrics_port,
+                sim_port=sim_port,
+                control_plane=control_plane,
+            )
+        )
+    except ControlPlaneUnavailable as err:
+        raise CliError(ExitCode.FAILED, str(err).splitlines()[0]) from None

@@ -1,15 +1,14 @@
-"""Operators' CLI: `token-broker audit list|show|export`, `token-broker revoke`, `token-broker decode`.
+"""Operators' CLI: `token-broker audit list|show|export` and `token-broker revoke` (`decode` is in
+commands_decode.py).
 
-The audit commands talk to the broker's HTTP API (GET /v1/tokens, GET /v1/audit, DELETE /v1/tokens/{id});
-`decode` works offline on a token and, given a kubeconfig or a JWKS URL, checks its signature. No command ever
-prints or logs a token it was given.
+They talk to the broker's HTTP API (GET /v1/tokens, GET /v1/audit, DELETE /v1/tokens/{id}). No command ever
+prints or logs a token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,31 +16,30 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 from urllib.parse import quote
 
-import aiohttp
 import click
 
-from broker.client import BrokerClientError, BrokerEndpoint, request
-from broker.commands import endpoint_options, make_endpoint
+from broker.cli_text import aligned, clip, parse_time, relative, rfc3339, short_time, table
+from broker.client import BrokerEndpoint, parse_json, problem_from, request, transport_failure
+from broker.commands_endpoint import endpoint_options
 from broker.durations import parse_duration
+from broker.exit_codes import CliError, ExitCode
 
 NDJSON = "application/x-ndjson"
 _STATES = ("pending", "issued", "failed", "aborted", "revoked", "expired")
 _EVENTS = ("issued", "denied", "failed", "aborted", "revoked", "expired")
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"token-broker: {message}", err=True)
-    sys.exit(code)
+def _fail(message: str, code: ExitCode = ExitCode.FAILED) -> NoReturn:
+    raise CliError(code, message)
 
 
 def _call(endpoint: BrokerEndpoint, method: str, path: str, **kwargs: Any) -> str:
-    try:
-        _, _, text = asyncio.run(request(endpoint, method, path, **kwargs))
-    except BrokerClientError as exc:
-        _fail(str(exc))
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        _fail(f"cannot reach the broker: {exc or type(exc).__name__}")
+    _, _, text = asyncio.run(request(endpoint, method, path, **kwargs))
     return text
+
+
+def _call_json(endpoint: BrokerEndpoint, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    return parse_json(_call(endpoint, method, path, **kwargs), endpoint.url)
 
 
 # -- times ------------------------------------------------------------------------------------------------------
@@ -53,7 +51,7 @@ def _parse_when(value: str | None, *, now: datetime, option: str) -> str | None:
         return None
     value = value.strip()
     try:
-        return _rfc3339(now - timedelta(seconds=parse_duration(value)))
+        return rfc3339(now - timedelta(seconds=parse_duration(value)))
     except ValueError:
         pass
     try:
@@ -64,46 +62,7 @@ def _parse_when(value: str | None, *, now: datetime, option: str) -> str | None:
         raise click.BadParameter(
             "use an RFC 3339 time (2024-05-01T12:00:00Z) or a duration back from now (24h)", param_hint=option
         )
-    return _rfc3339(moment)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _span(seconds: float) -> str:
-    seconds = int(abs(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if minutes and not days:
-        parts.append(f"{minutes}m")
-    if not days and not hours:
-        parts.append(f"{secs}s")
-    return " ".join(parts)
-
-
-def relative(moment: datetime, now: datetime, *, future: str = "in {}", past: str = "{} ago") -> str:
-    delta = (moment - now).total_seconds()
-    return future.format(_span(delta)) if delta > 0 else past.format(_span(delta))
-
-
-def _short_time(value: Any) -> str:
-    moment = _parse_time(value)
-    return _rfc3339(moment) if moment is not None else "-"
+    return rfc3339(moment)
 
 
 # -- filters shared by list and export ---------------------------------------------------------------------------
@@ -168,20 +127,6 @@ def _filter_params(
 # -- rendering ---------------------------------------------------------------------------------------------------
 
 
-def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    lines = [
-        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
-        for row in [headers, *rows]
-    ]
-    return "\n".join(lines)
-
-
-def _clip(text: str, limit: int = 48) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _who(item: Mapping[str, Any]) -> str:
     caller = item.get("caller") or {}
     return f"{caller.get('user', '')} ({caller.get('method', '')})"
@@ -193,13 +138,13 @@ def _token_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         ends = item.get("revoke_at") or item.get("expires_at")
         rows.append(
             [
-                _short_time(item.get("requested_at")),
+                short_time(item.get("requested_at")),
                 str(item.get("token_id", "")),
                 str(item.get("state", "")) + ("" if not item.get("active") else " (active)"),
                 _who(item),
                 str(item.get("role", "")),
                 f"{item.get('namespace', '')}/{item.get('service_account', '')}",
-                _short_time(ends) if ends else "never",
+                short_time(ends) if ends else "never",
             ]
         )
     return rows
@@ -208,13 +153,13 @@ def _token_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 def _event_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return [
         [
-            _short_time(item.get("time")),
+            short_time(item.get("time")),
             str(item.get("event", "")),
             str(item.get("token_id", "")),
             _who(item),
             str(item.get("role", "")),
             str(item.get("namespace", "")),
-            _clip(str(item.get("reason") or "")),
+            clip(str(item.get("reason") or "")),
         ]
         for item in items
     ]
@@ -239,23 +184,18 @@ def audit() -> None:
 @click.option("--cursor", help="Continue after a previous page (its next cursor).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def audit_list(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     limit: int,
     cursor: str | None,
     output: str,
     **filters: Any,
 ) -> None:
     """One page of issued tokens (or, with --events, of the audit log), newest first."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
     path, params = _filter_params(**filters)
     params["limit"] = str(limit)
     if cursor:
         params["cursor"] = cursor
-    doc = json.loads(_call(endpoint, "GET", path, params=params))
+    doc = _call_json(endpoint, "GET", path, params=params)
     if output == "json":
         click.echo(json.dumps(doc, indent=2))
         return
@@ -278,11 +218,11 @@ def _all_events(endpoint: BrokerEndpoint, token_id: str) -> list[dict[str, Any]]
 
 
 def describe_token(item: Mapping[str, Any], now: datetime) -> str:
-    lines = [f"token {item.get('token_id')}"]
+    pairs: list[tuple[str, str]] = []
 
     def add(label: str, value: Any) -> None:
         if value not in (None, "", [], {}):
-            lines.append(f"  {label + ':':<16}{value}")
+            pairs.append((label, str(value)))
 
     state = str(item.get("state", ""))
     add("state", state + (" (active)" if item.get("active") else ""))
@@ -304,12 +244,12 @@ def describe_token(item: Mapping[str, Any], now: datetime) -> str:
         )
         + " (asked/granted)",
     )
-    add("requested", _short_time(item.get("requested_at")))
-    add("issued", _short_time(item.get("issued_at")) if item.get("issued_at") else None)
+    add("requested", short_time(item.get("requested_at")))
+    add("issued", short_time(item.get("issued_at")) if item.get("issued_at") else None)
     for label, key in (("expires", "expires_at"), ("revoke at", "revoke_at")):
-        moment = _parse_time(item.get(key))
+        moment = parse_time(item.get(key))
         if moment is not None:
-            add(label, f"{_rfc3339(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
+            add(label, f"{rfc3339(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
     if item.get("issued_at") and not item.get("expires_at"):
         add("expires", "never (legacy Secret token)")
     secret = item.get("bound_secret")
@@ -320,10 +260,10 @@ def describe_token(item: Mapping[str, Any], now: datetime) -> str:
     for key, value in (item.get("context") or {}).items():
         add(f"context {key}", value)
     add("revoked by", item.get("revoked_by"))
-    add("revoked at", _short_time(item.get("revoked_at")) if item.get("revoked_at") else None)
+    add("revoked at", short_time(item.get("revoked_at")) if item.get("revoked_at") else None)
     add("reason", item.get("reason"))
     add("request id", item.get("request_id"))
-    return "\n".join(lines)
+    return "\n".join([f"token {item.get('token_id')}", *aligned(pairs)])
 
 
 @audit.command("show")
@@ -332,11 +272,7 @@ def describe_token(item: Mapping[str, Any], now: datetime) -> str:
 @click.option("--jti", help="The JWT id a Kubernetes audit event names (credential-id JTI=…).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def audit_show(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     token_id: str | None,
     jti: str | None,
     output: str,
@@ -347,9 +283,8 @@ def audit_show(
     if jti is not None:
         # accept the audit event's value as it is: credential-id "JTI=<uuid>"
         jti = jti.strip().strip('"').removeprefix("JTI=")
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
     params = {"jti": jti} if jti is not None else {"token_id": str(token_id)}
-    items = json.loads(_call(endpoint, "GET", "/v1/tokens", params=params)).get("items", [])
+    items = _call_json(endpoint, "GET", "/v1/tokens", params=params).get("items", [])
     if not items:
         _fail(f"no token with {'jti ' + str(jti) if jti else 'id ' + str(token_id)} that you may see")
     item = items[0]
@@ -366,30 +301,48 @@ def audit_show(
 
 
 async def _stream_to(endpoint: BrokerEndpoint, path: str, params: Mapping[str, str], out: IO[bytes]) -> int:
+    import aiohttp
+
     # no total timeout: a large export may take a while; each read still has one
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=endpoint.timeout, sock_read=endpoint.timeout)
     headers = {"Accept": NDJSON, **endpoint.headers()}
     count = 0
-    async with (
-        aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
-        session.get(
-            endpoint.url.rstrip("/") + path, params=dict(params), headers=headers, ssl=endpoint.ssl_context()
-        ) as resp,
-    ):
-        if resp.status >= 400:
-            try:
-                body = await resp.json(content_type=None)
-            except ValueError:
-                body = {}
-            body = body if isinstance(body, dict) else {}
-            raise BrokerClientError(
-                resp.status, str(body.get("title", resp.reason or "")), str(body.get("detail", ""))
-            )
-        async for chunk in resp.content.iter_chunked(1 << 16):
-            out.write(chunk)
-            count += chunk.count(b"\n")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+            session.get(
+                endpoint.url.rstrip("/") + path,
+                params=dict(params),
+                headers=headers,
+                ssl=endpoint.ssl_context(),
+            ) as resp,
+        ):
+            if resp.status >= 400:
+                raise await problem_from(resp)
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                _write(out, chunk)
+                count += chunk.count(b"\n")
+    except CliError:
+        raise
+    except aiohttp.ClientPayloadError:
+        raise CliError(
+            ExitCode.UNAVAILABLE,
+            "the export was cut off by the broker (see its log); the output is incomplete",
+        ) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        failure = transport_failure(exc, endpoint.url, endpoint.timeout)
+        if count:
+            raise CliError(failure.code, f"{failure.message}; the output is incomplete") from None
+        raise failure from None
     out.flush()
     return count
+
+
+def _write(out: IO[bytes], chunk: bytes) -> None:
+    try:
+        out.write(chunk)
+    except OSError as exc:
+        raise CliError(ExitCode.LOCAL_FILE, f"cannot write the export: {exc.strerror or exc}") from None
 
 
 @audit.command("export")
@@ -402,17 +355,12 @@ async def _stream_to(endpoint: BrokerEndpoint, path: str, params: Mapping[str, s
     "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="File (default stdout)."
 )
 def audit_export(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     limit: int | None,
     out_path: Path | None,
     **filters: Any,
 ) -> None:
     """Every matching record as JSON lines (for a SIEM or jq): `token-broker audit export --since 24h > day.jsonl`."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
     path, params = _filter_params(**filters)
     params["format"] = "jsonl"
     if limit:
@@ -420,12 +368,6 @@ def audit_export(
     out = out_path.open("wb") if out_path is not None else sys.stdout.buffer
     try:
         count = asyncio.run(_stream_to(endpoint, path, params, out))
-    except BrokerClientError as exc:
-        _fail(str(exc))
-    except aiohttp.ClientPayloadError:
-        _fail("the export was cut off by the broker (see its log); the output is incomplete")
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        _fail(f"export failed: {exc or type(exc).__name__}; the output is incomplete")
     finally:
         if out_path is not None:
             out.close()
@@ -442,187 +384,32 @@ def audit_export(
 @click.argument("token_id")
 @click.option("--reason", default="", help="Recorded with the revocation.")
 def revoke(
-    broker_url: str,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    api_key_file: Path | None,
+    endpoint: BrokerEndpoint,
     token_id: str,
     reason: str,
 ) -> None:
-    """Revoke a token now: the broker deletes the Secret it is bound to, and the API server rejects it."""
-    endpoint = make_endpoint(broker_url, cacert, cert, key, api_key_file)
+    """Revoke a token now: the broker deletes the Secret it is bound to, and the API server rejects it.
+
+    If this machine's kubectl plugin cached the token, it forgets it too: the next kubectl command fetches a
+    fresh one.
+    """
     body = {"reason": reason} if reason else None
     _call(endpoint, "DELETE", f"/v1/tokens/{quote(token_id, safe='')}", json_body=body)
     click.echo(f"revoked {token_id}")
+    forgotten = _forget_cached(endpoint, token_id)
+    if forgotten:
+        click.echo(f"forgot the credential the kubectl plugin cached for it ({forgotten} entry)", err=True)
 
 
-# -- decode --------------------------------------------------------------------------------------------------------
-
-
-def _read_token(token: str) -> str:
-    if token == "-":
-        token = sys.stdin.read()
-    token = token.strip()
-    if token.lower().startswith("bearer "):
-        token = token[7:].strip()
-    return token
-
-
-def _claim_lines(claims: Mapping[str, Any], now: datetime) -> list[str]:
-    lines = []
-    for name, value in claims.items():
-        if name in ("exp", "iat", "nbf") and isinstance(value, int | float) and not isinstance(value, bool):
-            moment = datetime.fromtimestamp(float(value), UTC)
-            if name == "exp":
-                when = relative(moment, now, future="expires in {}", past="expired {} ago")
-            else:
-                when = relative(moment, now)
-            shown = f"{_rfc3339(moment)} ({when})"
-        elif isinstance(value, str):
-            shown = value
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            shown = ", ".join(value)
-        else:
-            shown = json.dumps(value, sort_keys=True)
-        lines.append(f"  {name + ':':<16}{shown}")
-    return lines
-
-
-async def _verify(
-    token: str,
-    *,
-    kubeconfig: Path | None,
-    context: str | None,
-    jwks_url: str | None,
-    cacert: Path | None,
-    issuer: str | None,
-    request_timeout: float,
-) -> tuple[bool, str]:
-    """(verified, how) — what the cluster's keys say about the signature."""
-    from broker.errors import BrokerError
-    from broker.kube.client import ClusterClient
-    from broker.kube.jwks import JwksCache
-    from broker.kube.verify import ClusterTokenVerifier
-    from broker.operations import InvalidToken, verify_any
+def _forget_cached(endpoint: BrokerEndpoint, token_id: str) -> int:
+    """Best effort: the record names the token's sha256, which the plugin's cache entries carry."""
+    from broker.credential_cache import CredentialCache, default_cache_dir
 
     try:
-        if kubeconfig is not None:
-            async with await ClusterClient.create(
-                "decode",
-                kubeconfig=kubeconfig,
-                context=context,
-                in_cluster=False,
-                request_timeout=request_timeout,
-            ) as client:
-                verifier = ClusterTokenVerifier(client, issuer=issuer)
-                expected = await verifier.issuer()
-                await verify_any(token, verifier.jwks, issuer=expected)
-                return True, f"signature verified with the keys of {client.server_url} (issuer {expected})"
-        assert jwks_url is not None
-        ctx: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(cacert) if cacert else None)
-            if jwks_url.startswith("https://")
-            else False
-        )
-
-        async def fetch() -> tuple[dict[str, Any], float | None]:
-            async with (
-                aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=request_timeout), trust_env=True
-                ) as session,
-                session.get(jwks_url, ssl=ctx) as resp,
-            ):
-                resp.raise_for_status()
-                document = await resp.json(content_type=None)
-            if not isinstance(document, dict):
-                raise BrokerError(502, "Bad Gateway", f"{jwks_url} is not a JSON Web Key Set")
-            return document, None
-
-        await verify_any(token, JwksCache(fetch, label=jwks_url), issuer=issuer)
-        checked = f" and issuer {issuer}" if issuer else " (issuer not checked: pass --issuer)"
-        return True, f"signature verified with the keys at {jwks_url}{checked}"
-    except InvalidToken as exc:
-        return False, f"signature NOT valid: {exc}"
-    except BrokerError as exc:
-        return False, f"signature not verified: cannot get the keys: {exc.detail}"
-    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-        return False, f"signature not verified: cannot get the keys: {exc or type(exc).__name__}"
-
-
-@click.command("decode")
-@click.argument("token")
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Verify the signature with the keys of this cluster.",
-)
-@click.option("--context", help="Kubeconfig context (default: the current one).")
-@click.option("--jwks-url", help="Verify the signature with the JSON Web Key Set at this URL.")
-@click.option(
-    "--cacert", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="CA for --jwks-url."
-)
-@click.option("--issuer", help="The issuer the token must name (default with --kubeconfig: the cluster's).")
-@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def decode(
-    token: str,
-    kubeconfig: Path | None,
-    context: str | None,
-    jwks_url: str | None,
-    cacert: Path | None,
-    issuer: str | None,
-    timeout: float,
-    output: str,
-) -> None:
-    """Show a token's header and claims (TOKEN, or - to read it from stdin); with --kubeconfig or --jwks-url,
-    check its signature too. Exit status 1 when a signature check was asked for and failed."""
-    from broker.kube.verify import decode_unverified
-
-    if kubeconfig is not None and jwks_url is not None:
-        raise click.UsageError("--kubeconfig and --jwks-url are two ways to get the keys: give one")
-    raw = _read_token(token)
-    try:
-        unverified = decode_unverified(raw)
-    except ValueError as exc:
-        _fail(str(exc))
-    verified: bool | None = None
-    how = "signature not verified (pass --kubeconfig or --jwks-url to check it)"
-    if kubeconfig is not None or jwks_url is not None:
-        verified, how = asyncio.run(
-            _verify(
-                raw,
-                kubeconfig=kubeconfig,
-                context=context,
-                jwks_url=jwks_url,
-                cacert=cacert,
-                issuer=issuer,
-                request_timeout=timeout,
-            )
-        )
-    if output == "json":
-        doc = {
-            "header": unverified.header,
-            "claims": unverified.claims,
-            "verified": verified,
-            "signature": how,
-        }
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
-    else:
-        now = datetime.now(UTC)
-        lines = [
-            "header:",
-            *_claim_lines(unverified.header, now),
-            "claims:",
-            *_claim_lines(unverified.claims, now),
-        ]
-        lines.append(how)
-        jti = unverified.claims.get("jti")
-        if isinstance(jti, str) and jti:
-            lines.append(f"its record: token-broker audit show --jti {jti}")
-        click.echo("\n".join(lines))
-    if verified is False:
-        sys.exit(1)
-
-
-COMMANDS = [audit, revoke, decode]
+        items = _call_json(endpoint, "GET", "/v1/tokens", params={"token_id": token_id}).get("items", [])
+    except CliError:
+        return 0
+    digest = items[0].get("token_sha256") if items else None
+    if not isinstance(digest, str) or not digest:
+        return 0
+    return CredentialCache(default_cache_dir()).forget_matching(token_sha256=digest)

@@ -336,7 +336,7 @@ class DemoStack:
 def instructions(stack: DemoStack) -> str:
     p = stack.paths
     cert, key = p.caller_cert(DEMO_CALLER[0])
-    curl = f"curl --cacert {p.server_ca} --cert {cert} --key {key}"
+    curl = f"curl --fail --silent --show-error --cacert {p.server_ca} --cert {cert} --key {key}"
     url = stack.broker_url
     kubeconfig = p.root / "jenkins.kubeconfig"
     return f"""
@@ -352,7 +352,7 @@ A token for the demo caller (CN=jenkins, O=ci), as JSON:
 
 The same as a kubeconfig, used by kubectl:
   {curl} -H 'Content-Type: application/json' -d '{{"role":"deployer","namespace":"{stack.namespace}"}}' \\
-       '{url}/v1/tokens?format=kubeconfig' > {kubeconfig}
+       -o {kubeconfig} '{url}/v1/tokens?format=kubeconfig'
   kubectl --kubeconfig {kubeconfig} auth whoami
   kubectl --kubeconfig {kubeconfig} -n {stack.namespace} get serviceaccounts
 
@@ -368,10 +368,17 @@ def _start_control_plane(root: Path) -> ControlPlane:
     return ControlPlane(locate(), root.resolve() / "control-plane").start()
 
 
-async def run_demo(root: Path, *, control_plane: bool = False) -> None:
+async def run_demo(
+    root: Path,
+    *,
+    api_port: int = 8443,
+    metrics_port: int = 9090,
+    sim_port: int = 6443,
+    control_plane: bool = False,
+) -> None:
     """The demo on the simulator, or on the real control plane when `make control-plane` has built it."""
     plane = await asyncio.to_thread(_start_control_plane, root) if control_plane else None
-    stack = DemoStack(root, cluster=plane)
+    stack = DemoStack(root, api_port=api_port, metrics_port=metrics_port, sim_port=sim_port, cluster=plane)
     try:
         await stack.start()
         print(instructions(stack), flush=True)

@@ -76,6 +76,7 @@ FailKind = Literal[
 AuthMethod = Literal["mtls", "api_key", "oidc", "kubernetes", "none"]
 AuthReason = Literal[
     "missing",  # no credential presented
+    "not_accepted",  # a credential of a kind this broker is not configured for (an API key, none configured)
     "malformed",
     "unknown",  # an API key or certificate subject nobody configured
     "bad_signature",

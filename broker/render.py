@@ -101,6 +101,7 @@ class ExecEntry:
     client_cert: str | None = None
     client_key: str | None = None
     broker_ca: str | None = None
+    api_key_file: str | None = None
     command: str = "token-broker"
 
     @property
@@ -108,7 +109,8 @@ class ExecEntry:
         return f"{self.role}@{self.cluster}"
 
     def args(self) -> list[str]:
-        args = ["credential", "--broker", self.broker_url, "--role", self.role]
+        # --cluster: the plugin's cache keeps one credential per (role, cluster) pair, as the contexts do
+        args = ["credential", "--broker", self.broker_url, "--role", self.role, "--cluster", self.cluster]
         if self.namespace:
             args += ["--namespace", self.namespace]
         if self.client_cert:
@@ -117,6 +119,8 @@ class ExecEntry:
             args += ["--key", self.client_key]
         if self.broker_ca:
             args += ["--cacert", self.broker_ca]
+        if self.api_key_file:
+            args += ["--api-key-file", self.api_key_file]
         return args
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker import metrics
+from broker.callers.api_key import API_KEY_HEADER, bearer_value, looks_like_jwt
 from broker.callers.base import Authenticator, CallerRequest
 from broker.errors import BrokerError, unauthenticated
 from broker.identity import Caller
@@ -43,11 +44,34 @@ class AuthenticatorChain:
                 raise
             if caller is not None:
                 return caller
-        metrics.auth_failure("none", "missing")
+        offered = offered_method(request)
+        if offered is None:
+            metrics.auth_failure("none", "missing")
+            raise unauthenticated(
+                "no credential: present a client certificate, an API key, or a bearer token",
+                reason="no credential recognised by any authenticator",
+            )
+        # a credential of a kind this broker is not configured for: say so, and count it under its kind
+        metrics.auth_failure(offered, "not_accepted")
+        what = {"mtls": "client certificates", "api_key": "API keys"}.get(offered, "bearer tokens")
         raise unauthenticated(
-            "no credential: present a client certificate, an API key, or a bearer token",
-            reason="no credential recognised by any authenticator",
+            f"this broker accepts no {what}", reason=f"a credential of a kind not configured: {what}"
         )
+
+
+def offered_method(request: CallerRequest) -> metrics.AuthMethod | None:
+    """The kind of credential a request carries, whoever would check it; None when it carries none.
+
+    A bearer value shaped like a JWT may be for OIDC or for TokenReview: "none" says only that one came.
+    """
+    if request.header(API_KEY_HEADER) is not None:
+        return "api_key"
+    bearer = bearer_value(request.header("Authorization"))
+    if bearer:
+        return "none" if looks_like_jwt(bearer) else "api_key"
+    if request.peer_cert_der is not None:
+        return "mtls"
+    return None
 
 
 _METHODS: dict[str, metrics.AuthMethod] = {

@@ -18,6 +18,7 @@ import aiohttp
 from broker.errors import BrokerError, unavailable, upstream_refused
 from broker.kube.client import parse_max_age
 from broker.kube.transport import resolve_proxy
+from broker.tls_client import client_ssl_context
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -36,7 +37,9 @@ class JsonFetcher:
         max_bytes: int = MAX_DOCUMENT_BYTES,
         proxy_for: Callable[[str], str | None] = resolve_proxy,
     ) -> None:
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        # the system trust store unless told otherwise, through the one client context builder (not aiohttp's
+        # default, which is Python 3.13's strict one)
+        self._ssl = ssl_context if ssl_context is not None else client_ssl_context()
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._proxy_for = proxy_for

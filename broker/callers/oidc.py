@@ -28,6 +28,7 @@ from broker.identity import Caller
 from broker.kube.jwks import ALLOWED_ALGORITHMS, JwksCache
 from broker.kube.singleflight import SingleFlight
 from broker.kube.verify import decode_unverified
+from broker.tls_client import TlsFileError, client_ssl_context
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
@@ -79,9 +80,9 @@ def issuer_ssl_context(ca_file: str | None) -> ssl.SSLContext | None:
     if ca_file is None:
         return None
     try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"cannot load the OIDC issuer CA bundle {ca_file}: {exc}") from None
+        return client_ssl_context(cafile=ca_file)
+    except TlsFileError as exc:
+        raise ValueError(f"cannot load the OIDC issuer {exc}") from None
 
 
 def _clip(value: Any) -> str:

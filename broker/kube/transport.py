@@ -25,6 +25,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from broker.tls_client import TlsFileError, client_ssl_context
+
 from .errors import KubeTransportError, parse_failure
 
 log = logging.getLogger(__name__)
@@ -197,6 +199,10 @@ async def load_connection(
             )
             loader.load_and_set(configuration)
         else:
+            if kubeconfig is not None:
+                # kubernetes_asyncio logs "Config not found" and then complains of a missing key instead
+                with kubeconfig.open("rb"):
+                    pass
             # persist_config=False: never write refreshed credentials back into an operator's kubeconfig
             loader = await load_kube_config(
                 config_file=str(kubeconfig) if kubeconfig is not None else None,
@@ -207,7 +213,8 @@ async def load_connection(
     except (ConfigException, OSError, KeyError, AssertionError, ValueError, TypeError) as exc:
         where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
         ctx = f" context {context!r}" if context else ""
-        raise ClusterConfigError(f"cannot load {where}{ctx}: {exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ClusterConfigError(f"cannot load {where}{ctx}: {reason}") from exc
 
     server_url = str(configuration.host).rstrip("/")
     ssl_context, ca_pem = _tls(configuration, server_url)
@@ -232,16 +239,16 @@ def _tls(configuration: Any, server_url: str) -> tuple[ssl.SSLContext | None, by
     """The TLS context rest.RESTClientObject would build (CA, client cert and key, insecure-skip), and the CA."""
     if not server_url.startswith("https://"):
         return None, None
+    ca_file = configuration.ssl_ca_cert
     try:
-        ca_file = configuration.ssl_ca_cert
-        context = ssl.create_default_context(cafile=ca_file)
+        context = client_ssl_context(
+            cafile=ca_file,
+            certfile=configuration.cert_file or None,
+            keyfile=configuration.key_file or None,
+            verify=bool(configuration.verify_ssl),
+        )
         ca_pem = Path(ca_file).read_bytes() if ca_file else None
-        if configuration.cert_file:
-            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-        if not configuration.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, TlsFileError) as exc:
         raise ClusterConfigError(f"cannot load TLS material for {server_url}: {exc}") from exc
     return context, ca_pem
 

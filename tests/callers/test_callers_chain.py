@@ -92,3 +92,46 @@ async def test_replace_is_atomic_for_requests_in_flight() -> None:
     assert (await asyncio.wait_for(in_flight, timeout=5)).user == "old"
     assert (await chain.authenticate(CallerRequest())).user == "new"
     assert chain.authenticators == (new,)
+
+
+def auth_failures(method: str, reason: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "token_broker_auth_failures_total", {"method": method, "reason": reason}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize(
+    ("request_", "method", "detail"),
+    [
+        (CallerRequest(headers={"X-API-Key": KEY}), "api_key", "this broker accepts no API keys"),
+        (
+            CallerRequest(headers={"Authorization": f"Bearer {KEY}"}),
+            "api_key",
+            "this broker accepts no API keys",
+        ),
+        (
+            CallerRequest(headers={"Authorization": "Bearer a.b.c"}),
+            "none",
+            "this broker accepts no bearer tokens",
+        ),
+    ],
+)
+async def test_a_credential_of_a_kind_not_configured_is_named_and_counted_as_such(
+    request_: CallerRequest, method: str, detail: str
+) -> None:
+    chain = AuthenticatorChain([MtlsAuthenticator()])  # no API keys, no OIDC, no TokenReview configured
+    before = auth_failures(method, "not_accepted")
+    with pytest.raises(BrokerError) as refused:
+        await chain.authenticate(request_)
+    assert refused.value.status == 401 and refused.value.detail == detail
+    assert auth_failures(method, "not_accepted") == before + 1
+
+
+async def test_nothing_presented_is_missing() -> None:
+    before = auth_failures("none", "missing")
+    with pytest.raises(BrokerError, match="no credential"):
+        await AuthenticatorChain([MtlsAuthenticator()]).authenticate(CallerRequest())
+    assert auth_failures("none", "missing") == before + 1

@@ -88,17 +88,20 @@ async def test_exec_plugin_kubeconfig_works_with_kubectl(stack, jenkins, kubectl
     contexts = {c["name"] for c in doc["contexts"]}
     assert contexts == {"deployer@demo", "reader@demo"}
 
-    result = await kubectl(out, "--context", "deployer@demo", "auth", "whoami", home=tmp_path)
+    whoami = ("--context", "deployer@demo", "auth", "whoami", "-o", "json")
+    result = await kubectl(out, *whoami, home=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert deployer(stack) in result.stdout
-    # the plugin cached the credential in a private file; a second run reuses it
+    first = json.loads(result.stdout)["status"]["userInfo"]
+    assert first["username"] == deployer(stack)
+    # the plugin cached the credential in a private file; a second kubectl reuses it (the same token id)
     cached = list((tmp_path / ".cache" / "token-broker" / "credentials").glob("*.json"))
     assert len(cached) == 1
     assert cached[0].stat().st_mode & 0o777 == 0o600
-    before = cached[0].read_text()
-    result = await kubectl(out, "--context", "deployer@demo", "auth", "whoami", home=tmp_path)
+    sealed = json.loads(cached[0].read_text())["sealed"]
+    result = await kubectl(out, *whoami, home=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert cached[0].read_text() == before
+    assert json.loads(result.stdout)["status"]["userInfo"]["extra"] == first["extra"]
+    assert json.loads(cached[0].read_text())["sealed"] == sealed
 
 
 async def test_exec_credential_format(stack, jenkins) -> None:

@@ -21,6 +21,7 @@ from broker.audit import AuditFilter, AuditRecord, Page, SqlAuditStore
 from broker.cli import main
 from broker.contracts import RecordQuery
 from broker.errors import BrokerError, unavailable
+from broker.exit_codes import ExitCode
 from broker.issuer import ClusterHandle
 from broker.operations import InvalidToken, Operations, is_operator, matches, owns, verify_any
 
@@ -147,7 +148,7 @@ async def test_an_export_the_store_fails_midway_is_cut_off_not_passed_as_complet
         args = ["audit", "export", "--broker", url, "--cacert", str(api.pki.path("server-ca.crt")),
                 "--cert", str(api.pki.path("ops.crt")), "--key", str(api.pki.path("ops.key"))]  # fmt: skip
         result = await asyncio.to_thread(CliRunner().invoke, main, args)
-        assert result.exit_code == 1 and "incomplete" in result.stderr
+        assert result.exit_code == ExitCode.UNAVAILABLE and "incomplete" in result.stderr
         assert len(result.stdout.splitlines()) < 40
         # failing on the first page: still a clean problem+json
         failing_now = Operations(FailingReads(store, good=0), {}, lambda: (OPERATORS,))  # type: ignore[arg-type]

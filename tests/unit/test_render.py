@@ -157,8 +157,8 @@ def test_exec_kubeconfig_shape() -> None:
         "apiVersion": "client.authentication.k8s.io/v1",
         "command": "token-broker",
         "args": [
-            "credential", "--broker", "https://broker.example:8443", "--role", "deployer", "--namespace", "ci",
-            "--cert", "/home/ci/.tb/client.crt", "--key", "/home/ci/.tb/client.key", "--cacert", "/home/ci/.tb/ca.crt",
+            "credential", "--broker", "https://broker.example:8443", "--role", "deployer", "--cluster", "staging",
+            "--namespace", "ci", "--cert", "/home/ci/.tb/client.crt", "--key", "/home/ci/.tb/client.key", "--cacert", "/home/ci/.tb/ca.crt",
         ],
         "interactiveMode": "Never",
         "provideClusterInfo": False,
@@ -274,7 +274,8 @@ async def test_kubectl_runs_the_exec_plugin_and_uses_its_credential(tmp_path: Pa
     assert server.authorizations and set(server.authorizations) == {f"Bearer {TOKEN}"}
     call = json.loads(record.read_text())
     assert call["argv"] == [
-        "credential", "--broker", "https://broker.example:8443", "--role", "deployer", "--namespace", "ci",
+        "credential", "--broker", "https://broker.example:8443", "--role", "deployer", "--cluster", "staging",
+        "--namespace", "ci",
     ]  # fmt: skip
     assert call["info"]["apiVersion"] == "client.authentication.k8s.io/v1"
     assert call["info"]["spec"]["interactive"] is False

@@ -65,6 +65,9 @@ def _server_ssl_context(ca: CertificateAuthority, serving: IssuedCert) -> ssl.SS
         write_private(key_file, serving.key_pem)
         context.load_cert_chain(cert_file, key_file)
     context.load_verify_locations(cadata=ca.cert_pem.decode())
+    # kube-apiserver (Go's verifier) accepts client certificates under a CA without keyUsage, such as one made
+    # with `openssl req -x509`; Python 3.13's default context would refuse them (VERIFY_X509_STRICT)
+    context.verify_flags &= ~ssl.VERIFY_X509_STRICT
     # kube-apiserver requests a client certificate but does not require one (bearer tokens, anonymous)
     context.verify_mode = ssl.CERT_OPTIONAL
     return context
@@ -123,6 +126,7 @@ class KubeSim:
     def client_ssl_context(self, cert: IssuedCert | None = None) -> ssl.SSLContext:
         """A client TLS context trusting the cluster CA, presenting `cert` when given (for aiohttp clients)."""
         context = ssl.create_default_context(cadata=self.ca_pem.decode())
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT  # as kubectl verifies (see _server_ssl_context)
         if cert is not None:
             with tempfile.TemporaryDirectory(prefix="kubesim-client-") as tmp:
                 cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"

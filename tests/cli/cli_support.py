@@ -1,0 +1,115 @@
+"""Running `token-broker` as a user does (a process, its stderr and exit status), and servers that fail in
+each way a broker URL can fail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from broker.http.tls import server_ssl_context
+from broker.pki import CertificateAuthority, write_private
+
+VENV_BIN = Path(sys.executable).parent
+TOKEN_BROKER = str(VENV_BIN / "token-broker")
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    dropped = {"KUBECONFIG", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "TOKEN_BROKER_URL"}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in dropped and k != "TOKEN_BROKER_API_KEY"}
+    env.update(HOME=str(home), PATH=f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}", **extra)
+    return env
+
+
+async def token_broker(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as its own process, off the event loop so in-process servers keep answering."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [TOKEN_BROKER, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(home, **env),
+        check=False,
+    )
+
+
+@dataclass
+class Pki:
+    root: Path
+    ca: CertificateAuthority = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ca = CertificateAuthority.generate("cli test CA")
+        self.path("ca.crt").write_bytes(self.ca.cert_pem)
+        served = self.ca.issue_server_cert(["127.0.0.1"])
+        self.path("server.crt").write_bytes(served.cert_pem)
+        write_private(self.path("server.key"), served.key_pem)
+        caller = self.ca.issue_client_cert("jenkins", ["ci"])
+        self.path("jenkins.crt").write_bytes(caller.cert_pem)
+        write_private(self.path("jenkins.key"), caller.key_pem)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+
+@dataclass
+class Canned:
+    """An HTTPS server answering every request with one canned response."""
+
+    url: str
+    status: int = 200
+    body: str = "{}"
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def canned_server(pki: Pki, *, tls: bool = True) -> AsyncIterator[Canned]:
+    canned = Canned(url="")
+
+    async def answer(request: web.Request) -> web.Response:
+        canned.requests.append({"path": request.path, "headers": dict(request.headers)})
+        return web.Response(
+            status=canned.status, text=canned.body, content_type=canned.content_type, headers=canned.headers
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    context = (
+        server_ssl_context(pki.path("server.crt"), pki.path("server.key"), pki.path("ca.crt"))
+        if tls
+        else None
+    )
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    canned.url = f"{'https' if tls else 'http'}://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield canned
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A port whose listener accepts connections (the kernel's backlog) and never says a word."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        yield listener.getsockname()[1]
+
+
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        return int(listener.getsockname()[1])
