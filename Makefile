@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/token-broker demo --state-dir .demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check broker tests
-	$(BIN)/ruff format --check broker tests
+	$(BIN)/ruff check broker kubesim controlplane tests
+	$(BIN)/ruff format --check broker kubesim controlplane tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from broker.kube import ClusterClient
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 NS, SA = "default", "bench"
 

@@ -13,7 +13,7 @@ import aiohttp
 
 from broker.pki import CertificateAuthority, write_private
 from broker.rbac_manifest import broker_cluster_role, cluster_role_binding
-from broker.testing.kubesim import kubeconfig
+from kubesim import kubeconfig
 
 from .names import BROKER_USER, NAMESPACE, ROLE_ACCOUNTS, SERVICE_ACCOUNT, START_TIMEOUT
 from .pki import client_context

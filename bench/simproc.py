@@ -12,11 +12,11 @@ import asyncio
 import signal
 from pathlib import Path
 
-from broker.testing.kubesim import KubeSim, SimOptions
-from broker.testing.kubesim.core_v1 import namespace_object
-from broker.testing.kubesim.kinds import NAMESPACES, SERVICEACCOUNTS
-from broker.testing.kubesim.serve import banner, parse_listen
-from broker.testing.kubesim.state import Store
+from kubesim import KubeSim, SimOptions
+from kubesim.core_v1 import namespace_object
+from kubesim.kinds import NAMESPACES, SERVICEACCOUNTS
+from kubesim.serve import banner, parse_listen
+from kubesim.state import Store
 
 STOP_TIMEOUT = 10.0
 

@@ -238,7 +238,7 @@ def demo(state_dir: Path, api_port: int, metrics_port: int, sim_port: int, contr
     from broker.logs import configure
 
     configure("WARNING", "text", [RequestIdLogFilter()])
-    from broker.testing.controlplane import ControlPlaneUnavailable
+    from controlplane import ControlPlaneUnavailable
 
     try:
         asyncio.run(

@@ -18,10 +18,10 @@ from broker.app import Broker
 from broker.config import load_config
 from broker.pki import CertificateAuthority, IssuedCert, write_private
 from broker.rbac_manifest import broker_cluster_role, cluster_role_binding
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 if TYPE_CHECKING:
-    from broker.testing.controlplane import ControlPlane
+    from controlplane import ControlPlane
 
 BROKER_USER = "token-broker"
 DEMO_NAMESPACE = "demo"
@@ -363,7 +363,7 @@ Press Ctrl-C to stop.
 
 def _start_control_plane(root: Path) -> ControlPlane:
     # imported here: the simulator-only demo does not need the control-plane harness
-    from broker.testing.controlplane import ControlPlane, locate
+    from controlplane import ControlPlane, locate
 
     return ControlPlane(locate(), root.resolve() / "control-plane").start()
 

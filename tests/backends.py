@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from broker.testing.controlplane import Binaries, ControlPlane, ControlPlaneUnavailable, locate
+from controlplane import Binaries, ControlPlane, ControlPlaneUnavailable, locate
 
 REAL = pytest.mark.real
 BACKENDS = ["sim", pytest.param("real", marks=REAL)]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from broker.pki import IssuedCert, write_private
-from broker.testing.kubesim.pipeline import AuditEvent
+from kubesim.pipeline import AuditEvent
 
 
 class Cluster(Protocol):

@@ -10,7 +10,7 @@ from backends import control_plane, control_plane_binaries
 from kubesim_harness import FAST_RETRY, KUBECTL, MakeClient, kubectl_env, run_kubectl
 
 from broker.kube import ClusterClient, RetryPolicy
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 __all__ = [
     "FAST_RETRY",

@@ -26,7 +26,7 @@ from broker.callers import (
 from broker.callers.kubernetes import TOKEN_REVIEWS_PATH
 from broker.errors import BrokerError
 from broker.kube import ClusterClient
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 
 class Backend:

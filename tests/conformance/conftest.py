@@ -10,9 +10,9 @@ import pytest
 from backends import REAL, fresh_name
 from conformance_support import Pair, Peer
 
-from broker.testing.controlplane import ControlPlane
-from broker.testing.controlplane.plane import ISSUER
-from broker.testing.kubesim import KubeSim, SimOptions
+from controlplane import ControlPlane
+from controlplane.plane import ISSUER
+from kubesim import KubeSim, SimOptions
 
 # the real control plane's --service-account-max-token-expiration (PlaneOptions) in seconds
 MAX_TOKEN_EXPIRATION = 48 * 3600

@@ -18,7 +18,7 @@ from e2e_support import mtls_context, post_token, serve, until_unauthorized
 
 from broker.audit import AuditFilter, make_sql_store
 from broker.config import load_config
-from broker.testing.kubesim.kinds import SECRETS
+from kubesim.kinds import SECRETS
 
 
 async def objects(stack, kind: str, selector: str | None = None) -> list[dict]:

@@ -10,7 +10,7 @@ import aiohttp
 
 from broker.app import Broker
 from broker.pki import CertificateAuthority, write_private
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 CONFIG = """
 [server]

@@ -20,10 +20,10 @@ from broker.audit import AuditRecord, SqlAuditStore
 from broker.audit.records import SecretBinding
 from broker.issuer import MANAGED_BY, ROLE_LABEL, TOKEN_ID_LABEL
 from broker.kube import ClusterClient, SecretRef
-from broker.testing.kubesim import KubeSim
-from broker.testing.kubesim import kubeconfig as sim_kubeconfig
-from broker.testing.kubesim.coordination_v1 import LEASES
-from broker.testing.kubesim.kinds import SECRETS, SERVICEACCOUNTS
+from kubesim import KubeSim
+from kubesim import kubeconfig as sim_kubeconfig
+from kubesim.coordination_v1 import LEASES
+from kubesim.kinds import SECRETS, SERVICEACCOUNTS
 
 NS = "default"
 CLUSTER = "sim"

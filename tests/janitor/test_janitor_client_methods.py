@@ -9,7 +9,7 @@ from broker.errors import BrokerError
 from broker.issuer import MANAGED_BY
 from broker.kube import ClusterClient
 from broker.kube.client import LeaseConflict
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 
 def lease_body(name: str, holder: str) -> dict[str, object]:

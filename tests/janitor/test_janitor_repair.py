@@ -20,7 +20,7 @@ from janitor_support import (
 from broker.audit import AuditFilter, SqlAuditStore
 from broker.janitor import REPAIR_REASON, Janitor
 from broker.kube import ClusterClient
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 
 async def test_repair_deletes_the_labelled_secret_and_aborts(

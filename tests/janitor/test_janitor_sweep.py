@@ -28,7 +28,7 @@ from broker.issuer import MANAGED_BY
 from broker.janitor import Janitor, SweepResult
 from broker.kube import ClusterClient
 from broker.leader import LeaseElector
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 
 def janitor(store: SqlAuditStore, admin: ClusterClient, **kwargs: object) -> Janitor:

@@ -15,7 +15,7 @@ from janitor_support import LEASES_PATH, NS, lease_spec, wait_for
 
 from broker.kube import ClusterClient
 from broker.leader import LeaseElector, micro_time
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 LEASE = "janitor"
 # short timings: the holder gives up 1 s after its last renewal, others wait 2 s (1.5 rounded up) after

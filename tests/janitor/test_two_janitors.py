@@ -33,7 +33,7 @@ from broker.audit import SqlAuditStore
 from broker.janitor import Janitor, SweepResult
 from broker.kube import ClusterClient, RetryPolicy
 from broker.leader import LeaseElector
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 DURATION, DEADLINE, RETRY = 1.5, 1.0, 0.2
 QUICK = RetryPolicy(attempts=2, max_elapsed=1.0, base_backoff=0.01, max_backoff=0.02, max_retry_after=0.5)

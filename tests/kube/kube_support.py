@@ -6,7 +6,7 @@ from __future__ import annotations
 from kubesim_harness import FAST_RETRY as FAST_RETRY
 from kubesim_harness import MakeClient as MakeClient
 
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 
 def posts(sim: KubeSim, path: str) -> list[int]:

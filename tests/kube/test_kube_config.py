@@ -15,7 +15,7 @@ from kube_support import MakeClient
 
 from broker.kube import ClusterClient, ClusterConfigError, InClusterFiles
 from broker.pki import write_private
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 WHOAMI = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 WHOAMI_BODY = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}

@@ -9,8 +9,8 @@ from kube_support import FAST_RETRY, MakeClient, posts
 
 from broker.errors import BrokerError
 from broker.kube import BINDING_SA_ANNOTATION, ClusterClient
-from broker.testing.kubesim import KubeSim
-from broker.testing.kubesim.kinds import SERVICEACCOUNTS
+from kubesim import KubeSim
+from kubesim.kinds import SERVICEACCOUNTS
 
 SA_COLLECTION = "/api/v1/namespaces/default/serviceaccounts"
 

@@ -8,8 +8,8 @@ from kube_support import FAST_RETRY, MakeClient, posts
 from broker.errors import BrokerError
 from broker.kube import BINDING_SA_ANNOTATION, DEFAULT_RETRY_AFTER, ClusterClient, RetryPolicy
 from broker.kube import client as client_module
-from broker.testing.kubesim import KubeSim
-from broker.testing.kubesim.kinds import SECRETS
+from kubesim import KubeSim
+from kubesim.kinds import SECRETS
 
 NS, SA = "default", "deployer"
 TOKEN_PATH = f"/api/v1/namespaces/{NS}/serviceaccounts/{SA}/token"

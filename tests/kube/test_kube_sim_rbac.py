@@ -9,7 +9,7 @@ from kube_support import MakeClient
 
 from broker.errors import BrokerError
 from broker.kube import ClusterClient
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
 

@@ -13,7 +13,7 @@ from kube_support import MakeClient
 
 from broker.errors import BrokerError
 from broker.kube import LEGACY_FOR_LABEL, ClusterClient, ClusterTokenVerifier, SecretRef, TokenResponse
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 NS, SA = "default", "deployer"
 SUBJECT = f"system:serviceaccount:{NS}:{SA}"

@@ -24,7 +24,7 @@ from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.demo import Cluster
 from broker.pki import CertificateAuthority, write_private
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 WORK = "work"  # where tokens are issued
 TEAM = {"team": "platform"}

@@ -28,7 +28,7 @@ from broker.kube.jwks import JwksCache
 from broker.kube.request_labels import request_labels
 from broker.kube.verify import ClusterTokenVerifier
 from broker.leader import LeaseElector
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 NS = "default"
 

@@ -29,7 +29,7 @@ from broker.issuer import ClusterHandle, token_sha256
 from broker.kube import ClusterClient, ClusterTokenVerifier, RetryPolicy, decode_unverified
 from broker.operations import Operations
 from broker.pki import CertificateAuthority, write_private
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 OPERATORS = "token-broker:operators"
 NS, SA = "default", "deployer"

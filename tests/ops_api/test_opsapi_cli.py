@@ -21,7 +21,7 @@ from broker.cli_text import relative, table
 from broker.exit_codes import ExitCode
 from broker.issuer import ClusterHandle
 from broker.kube import ClusterClient
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 
 async def cli(*args: str, stdin: str | None = None) -> Result:

@@ -16,7 +16,7 @@ from ops_api_support import ALICE, CLUSTER, NS, SA, Api, mint, problem, record_i
 from broker.audit import SqlAuditStore
 from broker.issuer import ClusterHandle
 from broker.kube import ClusterClient, decode_unverified
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 INACTIVE = {"active": False}
 

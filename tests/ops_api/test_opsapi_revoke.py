@@ -28,7 +28,7 @@ from ops_api_support import (
 from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
 from broker.errors import BrokerError
 from broker.issuer import ClusterHandle
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 
 async def secret_exists(handle: ClusterHandle, name: str) -> bool:

@@ -16,7 +16,7 @@ from oidc_provider import OidcProvider
 from seed_pki import SeedPki
 
 from broker.app import Broker
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 # the token-broker of the interpreter running the tests: .venv's, or .venv-3.13's under `make test-py313`
 VENV_BIN = Path(sys.executable).parent

@@ -24,8 +24,8 @@ from seed_pki import SeedCa, SeedPki
 from seed_stack import KUBECTL, OIDC_AUDIENCE, VENV_BIN, SeedStack, seed_stack
 
 from broker.kube import ClusterClient
-from broker.testing.kubesim import KubeSim, SimOptions
 from broker.tls_client import client_ssl_context
+from kubesim import KubeSim, SimOptions
 
 pytestmark = pytest.mark.py313
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from kubesim_support import admin, call, client
 
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 pytestmark = pytest.mark.kubectl
 

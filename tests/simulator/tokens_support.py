@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 from broker.pki import CertificateAuthority
-from broker.testing.kubesim.context import SimContext
-from broker.testing.kubesim.kinds import NODES, PODS, SECRETS, SERVICEACCOUNTS
-from broker.testing.kubesim.options import SimOptions
-from broker.testing.kubesim.state import Obj, Store
-from broker.testing.kubesim.tokens import KeyRing, new_signing_key
+from kubesim.context import SimContext
+from kubesim.kinds import NODES, PODS, SECRETS, SERVICEACCOUNTS
+from kubesim.options import SimOptions
+from kubesim.state import Obj, Store
+from kubesim.tokens import KeyRing, new_signing_key
 
 ISSUER = "https://kubesim.test:6443"
 # RSA generation is slow; every context gets a fresh ring around the same key unless a test asks otherwise

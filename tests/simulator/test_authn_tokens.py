@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from tokens_support import ISSUER, claims_of, create_node, create_pod, create_sa, create_secret, make_ctx
 
-from broker.testing.kubesim.auth_cache import AuthCache
-from broker.testing.kubesim.context import SimContext
-from broker.testing.kubesim.kinds import PODS, SECRETS, SERVICEACCOUNTS
-from broker.testing.kubesim.token_auth import authenticate_token, review_token
-from broker.testing.kubesim.token_request import issue_token
-from broker.testing.kubesim.tokens import KeyRing
+from kubesim.auth_cache import AuthCache
+from kubesim.context import SimContext
+from kubesim.kinds import PODS, SECRETS, SERVICEACCOUNTS
+from kubesim.token_auth import authenticate_token, review_token
+from kubesim.token_request import issue_token
+from kubesim.tokens import KeyRing
 
 
 def token_for(ctx: SimContext, sa: str = "sa1", namespace: str = "default", **spec: Any) -> str:

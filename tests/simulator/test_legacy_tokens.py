@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 from tokens_support import create_sa, create_token_secret, make_ctx, secret_value, segments
 
-from broker.testing.kubesim import token_controller
-from broker.testing.kubesim.context import SimContext
-from broker.testing.kubesim.kinds import SECRETS, SERVICEACCOUNTS
-from broker.testing.kubesim.state import Obj
-from broker.testing.kubesim.token_auth import authenticate_token, review_token
+from kubesim import token_controller
+from kubesim.context import SimContext
+from kubesim.kinds import SECRETS, SERVICEACCOUNTS
+from kubesim.state import Obj
+from kubesim.token_auth import authenticate_token, review_token
 
 
 def _today() -> str:

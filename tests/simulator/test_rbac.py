@@ -11,9 +11,9 @@ import pytest
 import yaml
 from kubesim_support import admin, call, client, kubeconfig_for, kubectl
 
-from broker.testing.kubesim import KubeSim
-from broker.testing.kubesim.context import UserInfo
-from broker.testing.kubesim.rbac import Attributes, authorize
+from kubesim import KubeSim
+from kubesim.context import UserInfo
+from kubesim.rbac import Attributes, authorize
 
 pytestmark = pytest.mark.kubectl
 
@@ -236,8 +236,8 @@ async def test_a_verified_certificate_wins_over_a_bad_bearer_token(kubesim: Kube
 
 
 def test_rule_matching_unit() -> None:
-    from broker.testing.kubesim.rbac_v1 import CLUSTERROLEBINDINGS, CLUSTERROLES, bootstrap
-    from broker.testing.kubesim.state import Store
+    from kubesim.rbac_v1 import CLUSTERROLEBINDINGS, CLUSTERROLES, bootstrap
+    from kubesim.state import Store
 
     store = Store()
     bootstrap(store)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.testing.kubesim import patch, protobuf, request_info, validation
-from broker.testing.kubesim.status import ApiError
+from kubesim import patch, protobuf, request_info, validation
+from kubesim.status import ApiError
 
 LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubesim_support import admin, kubectl
 
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 pytestmark = pytest.mark.kubectl
 

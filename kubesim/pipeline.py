@@ -24,7 +24,7 @@ from .context import SimContext, UserInfo
 from .rbac import Attributes, decide
 from .status import ApiError
 
-log = logging.getLogger("broker.testing.kubesim")
+log = logging.getLogger("kubesim")
 
 
 def put(request: web.Request, key: str, value: Any) -> None:

@@ -18,8 +18,8 @@ from tokens_support import (
     segments,
 )
 
-from broker.testing.kubesim.status import ApiError
-from broker.testing.kubesim.token_request import issue_token
+from kubesim.status import ApiError
+from kubesim.token_request import issue_token
 
 
 def request(**spec: Any) -> dict[str, Any]:

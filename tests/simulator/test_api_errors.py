@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubesim_support import call, client
 
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 SA_PATH = "/api/v1/namespaces/default/serviceaccounts"
 

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from broker.pki import CertificateAuthority, IssuedCert, write_private
-from broker.testing.kubesim.pipeline import AuditEvent
+from kubesim.pipeline import AuditEvent
 
 from .audit_log import AuditLogReader
 from .binaries import Binaries, ControlPlaneUnavailable

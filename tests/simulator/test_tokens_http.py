@@ -13,8 +13,8 @@ import jwt
 import pytest
 from kubesim_support import call, client
 
-from broker.testing.kubesim import KubeSim, SimOptions
-from broker.testing.kubesim.kinds import PODS
+from kubesim import KubeSim, SimOptions
+from kubesim.kinds import PODS
 
 TOKEN_PATH = "/api/v1/namespaces/default/serviceaccounts/{name}/token"
 REQUEST = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from broker.testing.kubesim.pipeline import AuditEvent
+from kubesim.pipeline import AuditEvent
 
 # kube-apiserver's verbs back to the HTTP methods the simulator records (request_info.go's mapping, reversed)
 _METHODS = {

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from broker.pki import CertificateAuthority, IssuedCert, write_private
-from broker.testing.kubesim import kubeconfig
+from kubesim import kubeconfig
 
 # the names a pod reaches the API server by, and loopback, where the tests reach it
 SERVING_HOSTS = [

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from kubesim_support import call, client
 
-from broker.testing.kubesim import Faults, KubeSim
+from kubesim import Faults, KubeSim
 
 NS = "/api/v1/namespaces"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from tokens_support import ISSUER, claims_of, create_sa, make_ctx
 
-from broker.testing.kubesim.authentication_v1 import self_subject_review, token_review
-from broker.testing.kubesim.context import UserInfo
-from broker.testing.kubesim.kinds import SERVICEACCOUNTS
-from broker.testing.kubesim.oidc import discovery_document
-from broker.testing.kubesim.status import ApiError
-from broker.testing.kubesim.token_request import issue_token
-from broker.testing.kubesim.tokens import KeyRing
+from kubesim.authentication_v1 import self_subject_review, token_review
+from kubesim.context import UserInfo
+from kubesim.kinds import SERVICEACCOUNTS
+from kubesim.oidc import discovery_document
+from kubesim.status import ApiError
+from kubesim.token_request import issue_token
+from kubesim.tokens import KeyRing
 
 
 def test_a_successful_token_review() -> None:

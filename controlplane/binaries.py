@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # tools/control-plane/ pins the release; this file is read so the version lives in go.mod alone
-_GO_MOD = Path(__file__).resolve().parents[3] / "tools" / "control-plane" / "go.mod"
+_GO_MOD = Path(__file__).resolve().parents[1] / "tools" / "control-plane" / "go.mod"
 _NAMES = ("kube-apiserver", "kube-controller-manager", "kubectl", "etcd")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubesim_support import admin, call, client
 
-from broker.testing.kubesim import KubeSim, SimOptions
+from kubesim import KubeSim, SimOptions
 
 
 async def test_version(kubesim: KubeSim) -> None:
@@ -96,7 +96,7 @@ async def test_openapi_v3_declares_server_side_field_validation(kubesim: KubeSim
 
 
 def test_human_duration() -> None:
-    from broker.testing.kubesim.tables import human_duration
+    from kubesim.tables import human_duration
 
     assert [
         human_duration(s)

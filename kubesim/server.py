@@ -39,7 +39,7 @@ from .status import method_not_allowed
 from .tokens import KeyRing
 from .watch import EventLog
 
-log = logging.getLogger("broker.testing.kubesim")
+log = logging.getLogger("kubesim")
 
 ADMIN_USER = "admin"
 ADMIN_GROUP = "system:masters"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubesim_support import admin
 
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 pytestmark = pytest.mark.kubectl
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from kubesim_harness import run_kubectl
 
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubesim_support import call, client
 
-from broker.testing.kubesim import KubeSim
+from kubesim import KubeSim
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 

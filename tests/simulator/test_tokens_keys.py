@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokens_support import segments
 
-from broker.testing.kubesim.tokens import InvalidToken, KeyRing, b64url_encode, key_id, new_signing_key
+from kubesim.tokens import InvalidToken, KeyRing, b64url_encode, key_id, new_signing_key
 
 # pkg/serviceaccount/jwt_test.go: rsaPublicKey / rsaKeyID and ecdsaPublicKey / ecdsaKeyID
 K8S_RSA_PUBLIC_KEY = b"""-----BEGIN PUBLIC KEY-----
