@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from broker.pki import CertificateAuthority, write_private
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.rbac_manifest import broker_cluster_role, cluster_role_binding
 from kubesim import kubeconfig
 

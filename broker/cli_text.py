@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+from broker._kits.rfc3339 import format_time, parse_time
 
 
-def parse_time(value: Any) -> datetime | None:
+def time_in(value: Any) -> datetime | None:
+    """A time the broker's API wrote, or None when the field is absent or not one."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def span(seconds: float) -> str:
@@ -42,8 +40,8 @@ def relative(moment: datetime, now: datetime, *, future: str = "in {}", past: st
 
 
 def short_time(value: Any) -> str:
-    moment = parse_time(value)
-    return rfc3339(moment) if moment is not None else "-"
+    moment = time_in(value)
+    return format_time(moment) if moment is not None else "-"
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:

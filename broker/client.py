@@ -52,7 +52,7 @@ class BrokerEndpoint:
     api_key_file: Path | None = None
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        from broker.tls_client import TlsFileError, client_ssl_context
+        from broker._kits.tls import TlsFileError, client_ssl_context
 
         if not self.url.startswith("https://"):
             return False

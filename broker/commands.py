@@ -15,7 +15,7 @@ from broker.commands_endpoint import endpoint_options
 from broker.exit_codes import CliError, ExitCode
 
 if TYPE_CHECKING:
-    from broker.pki import CertificateAuthority
+    from broker._kits.pki import CertificateAuthority
 
 
 def token_body(
@@ -96,7 +96,7 @@ def pki() -> None:
 @click.option("--days", default=3650, show_default=True)
 def pki_ca(out_dir: Path, name: str, days: int) -> None:
     """Write ca.crt and ca.key (0600)."""
-    from broker.pki import CertificateAuthority, write_private
+    from broker._kits.pki import CertificateAuthority, write_private
 
     ca = CertificateAuthority.generate(name, days=days)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def pki_ca(out_dir: Path, name: str, days: int) -> None:
 
 
 def _load_ca(ca_dir: Path) -> CertificateAuthority:
-    from broker.pki import CertificateAuthority
+    from broker._kits.pki import CertificateAuthority
 
     try:
         return CertificateAuthority.load(ca_dir / "ca.crt", ca_dir / "ca.key")
@@ -123,7 +123,7 @@ def _load_ca(ca_dir: Path) -> CertificateAuthority:
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def pki_client(ca_dir: Path, common_name: str, groups: tuple[str, ...], days: int, out_dir: Path) -> None:
     """Write CN.crt and CN.key: a caller certificate."""
-    from broker.pki import write_private
+    from broker._kits.pki import write_private
 
     issued = _load_ca(ca_dir).issue_client_cert(common_name, list(groups), days=days)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ def pki_client(ca_dir: Path, common_name: str, groups: tuple[str, ...], days: in
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 def pki_server(ca_dir: Path, hosts: tuple[str, ...], days: int, out_dir: Path) -> None:
     """Write server.crt and server.key for the broker's TLS listener."""
-    from broker.pki import write_private
+    from broker._kits.pki import write_private
 
     issued = _load_ca(ca_dir).issue_server_cert(list(hosts), days=days)
     out_dir.mkdir(parents=True, exist_ok=True)

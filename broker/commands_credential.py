@@ -212,8 +212,8 @@ def kubeconfig(endpoint: BrokerEndpoint, out: Path | None, plugin: str | None) -
     import asyncio
     import base64
 
+    from broker._kits.private_files import write_private
     from broker.client import request_json
-    from broker.private_files import write_private
     from broker.render import ExecEntry, exec_kubeconfig
 
     roles = asyncio.run(request_json(endpoint, "GET", "/v1/roles")).get("roles", [])

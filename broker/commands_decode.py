@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
-from broker.cli_text import aligned, relative, rfc3339
+from broker._kits.rfc3339 import format_time
+from broker._kits.tls import client_ssl_context
+from broker.cli_text import aligned, relative
 from broker.client import transport_failure
 from broker.exit_codes import CliError, ExitCode
-from broker.tls_client import client_ssl_context
 
 
 def _read_token(token: str) -> str:
@@ -38,7 +39,8 @@ def _claim_lines(claims: Mapping[str, Any], now: datetime) -> list[str]:
                 when = relative(moment, now, future="expires in {}", past="expired {} ago")
             else:
                 when = relative(moment, now)
-            shown = f"{rfc3339(moment)} ({when})"
+            shown = f"{format_time(moment)} ({when})"
+
         elif isinstance(value, str):
             shown = value
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -62,11 +64,11 @@ async def _verify(
     """(verified, how) — what the cluster's keys say about the signature."""
     import aiohttp
 
+    from broker._kits.jwks import JwksCache
+    from broker._kits.jwt import InvalidToken, verify_any
     from broker.errors import BrokerError
     from broker.kube.client import ClusterClient
-    from broker.kube.jwks import JwksCache
     from broker.kube.verify import ClusterTokenVerifier
-    from broker.operations import InvalidToken, verify_any
 
     try:
         if kubeconfig is not None:
@@ -140,7 +142,7 @@ def decode(
 ) -> None:
     """Show a token's header and claims (TOKEN, or - to read it from stdin); with --kubeconfig or --jwks-url,
     check its signature too. Exit status 1 when a signature check was asked for and failed."""
-    from broker.kube.verify import decode_unverified
+    from broker._kits.jwt import decode_unverified
 
     if kubeconfig is not None and jwks_url is not None:
         raise click.UsageError("--kubeconfig and --jwks-url are two ways to get the keys: give one")

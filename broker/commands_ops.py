@@ -18,10 +18,11 @@ from urllib.parse import quote
 
 import click
 
-from broker.cli_text import aligned, clip, parse_time, relative, rfc3339, short_time, table
+from broker._kits.durations import parse_duration
+from broker._kits.rfc3339 import format_time, parse_time
+from broker.cli_text import aligned, clip, relative, short_time, table, time_in
 from broker.client import BrokerEndpoint, parse_json, problem_from, request, transport_failure
 from broker.commands_endpoint import endpoint_options
-from broker.durations import parse_duration
 from broker.exit_codes import CliError, ExitCode
 
 NDJSON = "application/x-ndjson"
@@ -51,18 +52,15 @@ def _parse_when(value: str | None, *, now: datetime, option: str) -> str | None:
         return None
     value = value.strip()
     try:
-        return rfc3339(now - timedelta(seconds=parse_duration(value)))
+        return format_time(now - timedelta(seconds=parse_duration(value)))
     except ValueError:
         pass
     try:
-        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        return format_time(parse_time(value))
     except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
         raise click.BadParameter(
             "use an RFC 3339 time (2024-05-01T12:00:00Z) or a duration back from now (24h)", param_hint=option
-        )
-    return rfc3339(moment)
+        ) from None
 
 
 # -- filters shared by list and export ---------------------------------------------------------------------------
@@ -247,9 +245,10 @@ def describe_token(item: Mapping[str, Any], now: datetime) -> str:
     add("requested", short_time(item.get("requested_at")))
     add("issued", short_time(item.get("issued_at")) if item.get("issued_at") else None)
     for label, key in (("expires", "expires_at"), ("revoke at", "revoke_at")):
-        moment = parse_time(item.get(key))
+        moment = time_in(item.get(key))
         if moment is not None:
-            add(label, f"{rfc3339(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
+            add(label, f"{format_time(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
+
     if item.get("issued_at") and not item.get("expires_at"):
         add("expires", "never (legacy Secret token)")
     secret = item.get("bound_secret")

@@ -32,16 +32,18 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .audit.settings import AuditSettings
-from .config_paths import resolve_config_path
-from .durations import format_duration, parse_duration
-from .labelselector import parse_label_selector
-from .names import (
+from broker._kits.durations import format_duration, parse_duration
+from broker._kits.jwt import ALLOWED_ALGORITHMS
+from broker._kits.labelselector import parse_label_selector
+from broker._kits.names import (
     is_dns1123_subdomain,
     is_label_value,
     is_qualified_name,
     namespace_pattern_problem,
 )
+
+from .audit.settings import AuditSettings
+from .config_paths import resolve_config_path
 
 # TokenRequest refuses expirationSeconds below 10 minutes (pkg/apis/authentication/validation).
 TOKEN_REQUEST_MIN_SECONDS = 600
@@ -168,18 +170,13 @@ def _trusted_url(value: str) -> str:
     return value
 
 
-# Signature algorithms of asymmetric keys only. HS* would let anyone who holds the issuer's published key use it
-# as an HMAC secret and forge tokens; "none" is no signature at all.
-SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
-
-
 def _algorithm(value: str) -> str:
     if value.upper().startswith("HS") or value.lower() == "none":
         raise ValueError(
-            f"{value!r} is refused: only asymmetric signatures are accepted ({', '.join(SIGNING_ALGORITHMS)})"
+            f"{value!r} is refused: only asymmetric signatures are accepted ({', '.join(ALLOWED_ALGORITHMS)})"
         )
-    if value not in SIGNING_ALGORITHMS:
-        raise ValueError(f"{value!r} is not one of {', '.join(SIGNING_ALGORITHMS)}")
+    if value not in ALLOWED_ALGORITHMS:
+        raise ValueError(f"{value!r} is not one of {', '.join(ALLOWED_ALGORITHMS)}")
     return value
 
 

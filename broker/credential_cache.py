@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from broker.private_files import private_dir, replace_private
+from broker._kits.private_files import private_dir, replace_private
+from broker._kits.rfc3339 import format_time, parse_time
 
 FORMAT = 1
 # Refresh this long before expiry so kubectl never presents a token that dies mid-command.
@@ -114,10 +115,9 @@ class Entry:
 def expiry_of(credential: dict[str, Any]) -> datetime | None:
     try:
         value = credential["status"]["expirationTimestamp"]
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_time(str(value))
     except (KeyError, TypeError, ValueError):
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 class CredentialCache:
@@ -177,7 +177,7 @@ class CredentialCache:
             "owner": key.owner,
             # what the audit trail records of the token: lets `token-broker revoke` forget it here
             "token_sha256": hashlib.sha256(str(entry.credential["status"]["token"]).encode()).hexdigest(),
-            "expires_at": entry.expires_at.astimezone(UTC).isoformat(),
+            "expires_at": format_time(entry.expires_at, "microseconds"),
             "fetched_at": entry.fetched_at,
             "fetched_for": entry.fetched_for,
             "handed_to": entry.handed_to,
@@ -218,7 +218,8 @@ class CredentialCache:
         kept: list[tuple[float, Path]] = []
         for path, doc in self._entries():
             try:
-                expired = datetime.fromisoformat(str(doc["expires_at"])) <= now
+                expired = parse_time(str(doc["expires_at"])) <= now
+
                 fetched = float(doc["fetched_at"])
             except (KeyError, TypeError, ValueError):
                 expired, fetched = True, 0.0

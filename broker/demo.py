@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
+from broker._kits.pki import CertificateAuthority, IssuedCert, write_private
 from broker.app import Broker
 from broker.config import load_config
-from broker.pki import CertificateAuthority, IssuedCert, write_private
 from broker.rbac_manifest import broker_cluster_role, cluster_role_binding
 from kubesim import KubeSim, SimOptions
 

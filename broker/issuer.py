@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from broker import metrics
+from broker._kits.rfc3339 import format_time
 from broker.audit.records import AuditRecord, SecretBinding
 from broker.audit.store import AuditStore
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
@@ -68,10 +69,6 @@ class _Minted:
     secret: SecretRef | None
     ttl_granted: int | None
     warnings: tuple[str, ...]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def token_sha256(token: str) -> str:
@@ -349,7 +346,7 @@ class Issuer:
                 service_account=role.service_account,
                 # the token-id label is how start-up repair finds this Secret for a pending record
                 labels={**MANAGED_BY, ROLE_LABEL: role.name, TOKEN_ID_LABEL: token_id},
-                annotations={EXPIRES_ANNOTATION: _iso(expires), CALLER_ANNOTATION: caller.user},
+                annotations={EXPIRES_ANNOTATION: format_time(expires), CALLER_ANNOTATION: caller.user},
             )
         try:
             response = await cluster.client.request_token(

@@ -26,13 +26,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from broker._kits.rfc3339 import format_time
 from broker.errors import BrokerError
 from broker.kube.client import ClusterClient, LeaseConflict
 
 log = logging.getLogger(__name__)
 
-# metav1.MicroTime's wire format (RFC 3339 with microseconds, always UTC here)
-MICRO_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
 # candidates poll every retry_period stretched by up to this share (client-go wait.JitterUntil), so replicas
 # started together do not hit the API server in lockstep
 JITTER = 0.2
@@ -44,7 +44,7 @@ class NotLeader(Exception):
 
 def micro_time(seconds: float) -> str:
     """A Unix time as metav1.MicroTime: "2006-01-02T15:04:05.000000Z"."""
-    return datetime.fromtimestamp(seconds, UTC).strftime(MICRO_TIME_FORMAT)
+    return format_time(datetime.fromtimestamp(seconds, UTC), "microseconds")
 
 
 def default_identity() -> str:

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-import jwt
-
 from broker import metrics
-from broker.audit.records import AuditRecord, rfc3339, utc_now
+from broker._kits.jwt import InvalidToken, VerifiedClaims, decode_unverified, verify_any
+from broker._kits.rfc3339 import format_time
+from broker.audit.records import AuditRecord, utc_now
 from broker.audit.store import MAX_PAGE, AuditFilter, AuditStore, InvalidCursor, Page
 from broker.contracts import Introspection, RecordQuery
 from broker.errors import BrokerError, bad_request
 from broker.identity import Caller
 from broker.issuer import ClusterHandle, token_sha256
-from broker.kube.verify import KeySource, UnusableToken, decode_unverified, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -79,69 +78,6 @@ def matches(record: AuditRecord, f: AuditFilter, now: datetime) -> bool:
     if f.until is not None and record.time >= f.until:
         return False
     return f.active is None or f.active == record.live_at(now)
-
-
-# -- signature verification --------------------------------------------------------------------------------------
-
-
-class InvalidToken(ValueError):
-    """The token does not verify; the message says why (never quoting the token)."""
-
-
-@dataclass(frozen=True)
-class VerifiedClaims:
-    header: Mapping[str, Any]
-    claims: Mapping[str, Any]
-    # None: no exp (a legacy Secret token lives until its Secret is deleted)
-    expires_at: datetime | None
-
-    def expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
-
-
-def _claim_time(claims: Mapping[str, Any], name: str) -> datetime | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidToken(f"{name} is not a number")
-    try:
-        return datetime.fromtimestamp(float(value), UTC)
-    except (OverflowError, OSError, ValueError):
-        raise InvalidToken(f"{name} is out of range") from None
-
-
-async def verify_any(token: str, keys: KeySource, *, issuer: str | None) -> VerifiedClaims:
-    """Signature (against `keys`) and, when given, iss — for any service-account token, bound or legacy.
-
-    Unlike ClusterTokenVerifier.verify_bound this expects nothing of aud, sub, lifetime or binding, and does
-    not refuse an expired token: introspection and `token-broker decode` report expiry, they do not fail on it.
-    Raises InvalidToken; BrokerError 503 when the keys cannot be fetched.
-    """
-    try:
-        header, key, alg = await signing_key(token, keys)
-    except UnusableToken as exc:
-        raise InvalidToken(str(exc)) from None
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key=key,
-            algorithms=[alg],
-            issuer=issuer,
-            options={
-                "require": ["iss", "sub"],
-                "verify_aud": False,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_iss": issuer is not None,
-            },
-        )
-    except jwt.PyJWTError as exc:
-        raise InvalidToken(str(exc) or type(exc).__name__) from None
-    for name in ("iat", "nbf"):
-        _claim_time(claims, name)
-    return VerifiedClaims(header=header, claims=claims, expires_at=_claim_time(claims, "exp"))
 
 
 # -- the use cases -----------------------------------------------------------------------------------------------
@@ -292,7 +228,8 @@ class Operations:
             raise conflict(f"there is no token to revoke: the issuance {record.event}", "not-issued")
         secret = record.bound_secret
         if secret is None:
-            ends = rfc3339(record.expires_at) if record.expires_at else "never"
+            ends = format_time(record.expires_at, "microseconds") if record.expires_at else "never"
+
             raise conflict(
                 f"token is not revocable: role {record.role!r} does not bind tokens to a Secret; "
                 f"it expires at {ends}",

@@ -24,12 +24,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from broker._kits.durations import format_duration
+from broker._kits.labelselector import LabelSelector, parse_label_selector
+from broker._kits.names import NamespaceMatcher, is_dns1123_label
+
 from .config import TOKEN_REQUEST_MIN_SECONDS, BrokerConfig, GrantConfig, RateLimitConfig, RoleConfig
-from .durations import format_duration
 from .errors import BrokerError, forbidden, unprocessable
 from .identity import Caller
-from .labelselector import LabelSelector, parse_label_selector
-from .names import NamespaceMatcher, is_dns1123_label
 
 _ANY_ROLE = "*"
 # the only callers that carry claims a grant may bind (Caller.method)

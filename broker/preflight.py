@@ -17,11 +17,11 @@ from pathlib import Path
 
 from cryptography import x509
 
+from broker._kits.tls import tls_reason
 from broker.callers.oidc import issuer_ssl_context
 from broker.config import BrokerConfig, ConfigError, ConfigProblem
 from broker.http.tls import server_ssl_context
 from broker.kube.transport import ClusterConfigError, load_connection
-from broker.tls_client import tls_reason
 
 
 def check_files(path: Path, cfg: BrokerConfig) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from broker.pki import identity_of
+from broker._kits.pki import identity_of
 
 from . import token_auth
 from .context import SimContext, UserInfo

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from broker._kits.rfc3339 import format_time
+
 Event = Literal["pending", "issued", "denied", "failed", "revoked", "expired", "aborted"]
 EVENTS: frozenset[str] = frozenset(get_args(Event))
 # the decisions the append-only log holds (a pending issuance is a state, not a decision)
@@ -153,19 +155,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def record_to_dict(record: AuditRecord) -> dict[str, Any]:
     """A JSON-ready view (RFC 3339 UTC times), the shape of each line of the JSON-lines stream."""
     secret = record.bound_secret
     return {
         "id": record.id,
         "event_id": record.event_id,
-        "time": rfc3339(record.time),
+        "time": format_time(record.time, "microseconds"),
         "event": record.event,
         "status": record.status,
         "caller": {
@@ -184,9 +180,9 @@ def record_to_dict(record: AuditRecord) -> dict[str, Any]:
         "ttl_granted": record.ttl_granted,
         "jti": record.jti,
         "token_sha256": record.token_sha256,
-        "issued_at": rfc3339(record.issued_at),
-        "expires_at": rfc3339(record.expires_at),
-        "revoke_at": rfc3339(record.revoke_at),
+        "issued_at": format_time(record.issued_at, "microseconds"),
+        "expires_at": format_time(record.expires_at, "microseconds"),
+        "revoke_at": format_time(record.revoke_at, "microseconds"),
         "bound_secret": None
         if secret is None
         else {"namespace": secret.namespace, "name": secret.name, "uid": secret.uid},
@@ -194,5 +190,5 @@ def record_to_dict(record: AuditRecord) -> dict[str, Any]:
         "reason": record.reason,
         "request_id": record.request_id,
         "revoked_by": record.revoked_by,
-        "revoked_at": rfc3339(record.revoked_at),
+        "revoked_at": format_time(record.revoked_at, "microseconds"),
     }

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from broker._kits.singleflight import SingleFlight
 from broker.callers.base import CallerRequest
 from broker.callers.bearer import bearer_jwt
 from broker.errors import unauthenticated, unavailable, upstream_refused
 from broker.identity import Caller
-from broker.kube.singleflight import SingleFlight
 
 TOKEN_REVIEWS_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 _MAX_ERROR = 300

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from cryptography import x509
 
+from broker._kits.pki import identity_of
 from broker.callers.base import CallerRequest
 from broker.errors import unauthenticated
 from broker.identity import Caller
-from broker.pki import identity_of
 
 
 class MtlsAuthenticator:

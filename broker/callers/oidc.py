@@ -19,16 +19,17 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from broker import metrics
+from broker._kits.jwks import JwksCache
+from broker._kits.jwt import ALLOWED_ALGORITHMS, decode_unverified
+from broker._kits.singleflight import SingleFlight
+from broker._kits.tls import TlsFileError, client_ssl_context
 from broker.callers.base import CallerRequest
 from broker.callers.bearer import bearer_jwt
 from broker.callers.json_fetch import JsonFetcher
 from broker.config import OidcIssuerConfig
 from broker.errors import BrokerError, unauthenticated, upstream_refused
 from broker.identity import Caller
-from broker.kube.jwks import ALLOWED_ALGORITHMS, JwksCache
-from broker.kube.singleflight import SingleFlight
-from broker.kube.verify import decode_unverified
-from broker.tls_client import TlsFileError, client_ssl_context
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
@@ -131,7 +132,8 @@ class OidcIssuer:
             max_stale=max_stale,
             clock=monotonic,
             label=f"issuer {settings.issuer}'s",
-            source="oidc",
+            on_refresh=lambda outcome: metrics.jwks_refreshed("oidc", outcome),
+            refused=upstream_refused,
         )
 
     @property

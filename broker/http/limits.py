@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 
+from broker._kits.ratelimit import Decision, Rate, RateLimiter
 from broker.errors import BrokerError
 from broker.identity import Caller
 from broker.policy import Policy
-from broker.ratelimit import Decision, Rate, RateLimiter
 
 
 def rate_limited(decision: Decision, caller: Caller, scope: str) -> BrokerError:

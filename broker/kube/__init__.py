@@ -7,14 +7,12 @@ from .client import BINDING_SA_ANNOTATION, LEGACY_FOR_LABEL, ClusterClient, pars
 from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeTransportError, missing_permission, to_broker_error
 from .objects import LegacyToken, SecretRef, ServiceAccountRef, TokenResponse
 from .retry import RetryPolicy
-from .transport import ClusterConfigError, InClusterFiles, resolve_proxy
+from .transport import ClusterConfigError, InClusterFiles
 from .verify import (
     LEGACY_ISSUER,
     ClusterTokenVerifier,
-    UnverifiedToken,
     VerifiedLegacyToken,
     VerifiedToken,
-    decode_unverified,
     parse_subject,
 )
 
@@ -34,13 +32,10 @@ __all__ = [
     "SecretRef",
     "ServiceAccountRef",
     "TokenResponse",
-    "UnverifiedToken",
     "VerifiedLegacyToken",
     "VerifiedToken",
-    "decode_unverified",
     "missing_permission",
     "parse_subject",
     "parse_warnings",
-    "resolve_proxy",
     "to_broker_error",
 ]

@@ -28,13 +28,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from broker import metrics
+from broker._kits.jwks import parse_max_age
+from broker._kits.rfc3339 import parse_time
+from broker._kits.singleflight import SingleFlight
 from broker.errors import BrokerError, unavailable, unprocessable, upstream_refused
 
 from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeError, KubeTransportError, to_broker_error
 from .objects import LegacyToken, SecretRef, ServiceAccountRef, TokenResponse
 from .request_labels import request_labels
 from .retry import NO_RETRY, RetryPolicy, call_with_retries
-from .singleflight import SingleFlight
 from .transport import Connection, InClusterFiles, Response, Transport, load_connection
 
 # annotation on a binding Secret naming the service account whose token is bound to it
@@ -56,7 +58,6 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 # RFC 9111 §5.5 warning-value: warn-code SP warn-agent SP warn-text [SP warn-date]
 _WARNING = re.compile(r'(\d{3})\s+(\S+)\s+"((?:[^"\\]|\\.)*)"(?:\s+"[^"]*")?')
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 # names.SimpleNameGenerator's alphabet has no vowels (no accidental words); we draw more characters
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAME_SUFFIX = 10
@@ -81,17 +82,6 @@ def parse_warnings(values: Iterable[str]) -> tuple[str, ...]:
         for match in _WARNING.finditer(value):
             out.append(re.sub(r"\\(.)", r"\1", match.group(3)))
     return tuple(out)
-
-
-def parse_max_age(cache_control: str | None) -> float | None:
-    """`max-age` of a Cache-Control header; `no-store`/`no-cache` → 0; absent → None."""
-    if not cache_control:
-        return None
-    lowered = cache_control.lower()
-    if "no-store" in lowered or "no-cache" in lowered:
-        return 0.0
-    match = _MAX_AGE.search(cache_control)
-    return float(match.group(1)) if match else None
 
 
 def _check_namespace(namespace: str) -> None:
@@ -125,10 +115,9 @@ def _parse_time(value: Any) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        return parse_time(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 class ClusterClient:

@@ -9,23 +9,21 @@ environment variables in a worker thread on every request. So kubernetes_asyncio
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
 import logging
 import os
 import ssl
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from broker.tls_client import TlsFileError, client_ssl_context
+from broker._kits.proxy import resolve_proxy, split_proxy
+from broker._kits.tls import TlsFileError, client_ssl_context
 
 from .errors import KubeTransportError, parse_failure
 
@@ -49,50 +47,6 @@ class InClusterFiles:
     token: Path = IN_CLUSTER_TOKEN
     ca: Path = IN_CLUSTER_CA
     environ: Mapping[str, str] | None = None  # None: os.environ
-
-
-def resolve_proxy(url: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The proxy for `url` from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (either case), or None.
-
-    Resolved once per cluster at start-up; aiohttp's trust_env would redo this in a thread per request.
-    """
-    if environ is None:
-        proxies = urllib.request.getproxies_environment()
-    else:
-        # the same rules as getproxies_environment, over a given mapping: lowercase wins over uppercase
-        proxies = {}
-        for name, value in environ.items():
-            if value and name.lower().endswith("_proxy"):
-                proxies.setdefault(name[:-6].lower(), value)
-        for name, value in environ.items():
-            if value and name.endswith("_proxy"):
-                proxies[name[:-6]] = value
-    parts = urlsplit(url)
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or not parts.hostname:
-        return None
-    # proxy_bypass_environment understands NO_PROXY entries with ports, leading dots, "*" and CIDR-less IPs
-    host = parts.netloc.rsplit("@", 1)[-1]
-    if _proxy_bypass_environment(host, proxies):
-        return None
-    return proxy
-
-
-# urllib's NO_PROXY matcher (ports, leading dots, "*"); typeshed does not declare it
-_proxy_bypass_environment: Callable[[str, Mapping[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-
-
-def _split_proxy(proxy: str) -> tuple[str, dict[str, str] | None]:
-    """Move user:password out of a proxy URL into a Proxy-Authorization header."""
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    if parts.username is None:
-        return urlunsplit(parts), None
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    header = "Basic " + base64.b64encode(creds).decode("ascii")
-    return urlunsplit(parts._replace(netloc=netloc)), {"Proxy-Authorization": header}
 
 
 class Credentials:
@@ -223,7 +177,7 @@ async def load_connection(
     proxy = configuration.proxy or resolve_proxy(server_url, proxy_environ)
     proxy_headers = None
     if proxy:
-        proxy, proxy_headers = _split_proxy(proxy)
+        proxy, proxy_headers = split_proxy(proxy)
     return Connection(
         server_url=server_url,
         ssl_context=ssl_context,

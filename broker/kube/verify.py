@@ -6,21 +6,20 @@ server (or something between it and the broker) is not behaving as Kubernetes do
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jwt
 
+from broker import metrics
+from broker._kits.jwks import JwksCache
+from broker._kits.jwt import UnusableToken, signing_key
+from broker._kits.singleflight import SingleFlight
 from broker.errors import BrokerError, upstream_refused
 
-from .jwks import ALLOWED_ALGORITHMS, JwksCache
 from .objects import SecretRef
-from .singleflight import SingleFlight
 
 # the issuer of tokens the legacy token controller writes into Secrets (serviceaccount.LegacyIssuer)
 LEGACY_ISSUER = "kubernetes/serviceaccount"
@@ -28,35 +27,6 @@ SA_PREFIX = "system:serviceaccount:"
 # validation leeway of kube-apiserver for exp, nbf and iat (pkg/serviceaccount/claims.go)
 LEEWAY_SECONDS = 60.0
 _LEGACY = "kubernetes.io/serviceaccount/"
-
-
-class KeySource(Protocol):
-    """A JSON Web Key Set by key id (JwksCache)."""
-
-    async def key(self, kid: str, alg: str) -> jwt.PyJWK | None: ...
-
-
-class UnusableToken(ValueError):
-    """A token whose signature cannot even be checked; the message says why (never quoting the token)."""
-
-
-async def signing_key(token: str, keys: KeySource) -> tuple[dict[str, Any], jwt.PyJWK, str]:
-    """(header, key, alg) to check a service-account JWT with. kube-apiserver signs only with RSA or ECDSA
-    keys, so "none" and HS* (which would let anyone forge a token) are refused, as are a missing kid and a
-    key the set does not publish. Raises UnusableToken; BrokerError 503 when the keys cannot be fetched."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise UnusableToken(f"malformed ({exc})") from None
-    alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-        raise UnusableToken(f"algorithm {alg!r} is not one of {', '.join(ALLOWED_ALGORITHMS)}")
-    if not isinstance(kid, str) or not kid:
-        raise UnusableToken("no key id (kid) in its header")
-    key = await keys.key(kid, alg)
-    if key is None:
-        raise UnusableToken(f"signed with key {kid!r} ({alg}), which the key set does not publish")
-    return header, key, alg
 
 
 class TokenSource(Protocol):
@@ -96,31 +66,6 @@ class VerifiedLegacyToken:
     service_account_uid: str
     secret_name: str
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class UnverifiedToken:
-    header: Mapping[str, Any]
-    claims: Mapping[str, Any]
-
-
-def decode_unverified(token: str) -> UnverifiedToken:
-    """Header and claims of a JWT WITHOUT checking anything (for `token-broker decode`). ValueError if not a JWT."""
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        raise ValueError("not a JWT: expected three dot-separated parts")
-    try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValueError(f"not a JWT: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise ValueError("not a JWT: header and payload must be JSON objects")
-    return UnverifiedToken(header, claims)
-
-
-def _b64url(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def parse_subject(subject: str) -> tuple[str, str]:
@@ -172,6 +117,8 @@ class ClusterTokenVerifier:
             min_ttl=jwks_min_ttl,
             max_ttl=jwks_max_ttl,
             refetch_cooldown=refetch_cooldown,
+            on_refresh=lambda outcome: metrics.jwks_refreshed("cluster", outcome),
+            refused=upstream_refused,
         )
 
     async def issuer(self) -> str:

@@ -26,6 +26,7 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from broker._kits.pki import CertificateAuthority
 from broker.callers import AuthenticatorChain, OidcIssuer, OidcSettings
 from broker.callers.base import Authenticator
 from broker.callers.json_fetch import JsonFetcher
@@ -34,7 +35,6 @@ from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.http import build_http_app
 from broker.http.limits import CallerRateLimits
 from broker.identity import Caller
-from broker.pki import CertificateAuthority
 from broker.policy import Policy
 
 AUDIENCE = "token-broker"

@@ -1,7 +1,7 @@
 """A real broker HTTP edge over TLS (client certificates optional) in front of an in-memory issuer.
 
 FakeIssuer is a test implementation of our own IssuerPort; everything else is the real stack: aiohttp server
-and client, TLS with certificates from broker.pki and from the openssl command line, the real authenticators.
+and client, TLS with certificates from broker._kits.pki and from the openssl command line, the real authenticators.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from broker._kits.pki import CertificateAuthority
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.errors import forbidden
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
 from broker.identity import Caller
-from broker.pki import CertificateAuthority
 
 API_KEY = "tb_build_Zk3q9v7PnX2sLr8Wd4Hc"
 API_KEY_GROUPS = ("ci",)

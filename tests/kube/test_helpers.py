@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from kube_signing import bound_claims, rsa_key
 
-from broker.kube import decode_unverified, parse_subject, parse_warnings
-from broker.kube.client import _legacy_label_value, _random_name, parse_max_age
+from broker._kits.jwks import parse_max_age
+from broker._kits.jwt import decode_unverified
+from broker.kube import parse_subject, parse_warnings
+from broker.kube.client import _legacy_label_value, _random_name
 
 
 def test_warning_header_of_a_capped_token_request() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from kube_signing import StaticSource, ec_key, rsa_key
 
+from broker._kits.jwks import JwksCache
 from broker.errors import unavailable
-from broker.kube.jwks import JwksCache
 
 
 class Clock:

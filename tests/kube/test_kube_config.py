@@ -13,8 +13,8 @@ import pytest
 import yaml
 from kube_support import MakeClient
 
+from broker._kits.pki import write_private
 from broker.kube import ClusterClient, ClusterConfigError, InClusterFiles
-from broker.pki import write_private
 from kubesim import KubeSim
 
 WHOAMI = "/apis/authentication.k8s.io/v1/selfsubjectreviews"

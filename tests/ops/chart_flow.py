@@ -20,10 +20,10 @@ from backends import kubectl_binary
 from cluster_admin import ClusterAdmin, client_ssl
 from ops_tools import NAMESPACE, RELEASE, only, render
 
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.demo import Cluster
-from broker.pki import CertificateAuthority, write_private
 from kubesim import KubeSim
 
 WORK = "work"  # where tokens are issued

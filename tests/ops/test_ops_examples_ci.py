@@ -28,9 +28,9 @@ import pytest
 import yaml
 from oidc_provider import OidcProvider
 
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.audit import AuditFilter
 from broker.demo import DEMO_NAMESPACE, DemoStack
-from broker.pki import CertificateAuthority, write_private
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

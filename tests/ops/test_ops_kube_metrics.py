@@ -21,10 +21,10 @@ from prometheus_client import REGISTRY
 from broker import metrics
 from broker.audit import AuditRecord, AuditSettings, make_sql_store
 from broker.audit.store import AuditStore
+from broker.callers.oidc import OidcIssuer, OidcSettings
 from broker.errors import BrokerError, unavailable
 from broker.janitor import Janitor
 from broker.kube import ClusterClient
-from broker.kube.jwks import JwksCache
 from broker.kube.request_labels import request_labels
 from broker.kube.verify import ClusterTokenVerifier
 from broker.leader import LeaseElector
@@ -203,15 +203,22 @@ async def test_failed_and_unusable_key_sets_count_as_failures() -> None:
     delta = Delta()
     delta(jwks_count, "oidc", "failure")
 
-    async def unreachable() -> tuple[dict[str, Any], float | None]:
-        raise unavailable("issuer unreachable")
+    class Fetcher:
+        """What an OIDC issuer's keys come through: here an unreachable issuer, or a document of no keys."""
 
-    async def not_keys() -> tuple[dict[str, Any], float | None]:
-        return {"keys": [{"kty": "none-such", "kid": "k1"}]}, None
+        def __init__(self, answer: dict[str, Any] | BrokerError) -> None:
+            self.answer = answer
 
-    for fetch in (unreachable, not_keys):
+        async def get(self, url: str, *, what: str) -> tuple[dict[str, Any], float | None]:
+            if isinstance(self.answer, BrokerError):
+                raise self.answer
+            return self.answer, None
+
+    settings = OidcSettings(issuer="https://example", audience="broker", jwks_uri="https://example/keys")
+    for answer in (unavailable("issuer unreachable"), {"keys": [{"kty": "none-such", "kid": "k1"}]}):
+        issuer = OidcIssuer(settings, Fetcher(answer))  # type: ignore[arg-type]
         with pytest.raises(BrokerError):
-            await JwksCache(fetch, source="oidc", label="issuer https://example's").refresh()
+            await issuer.jwks.refresh()
     assert delta(jwks_count, "oidc", "failure") == 2
 
 

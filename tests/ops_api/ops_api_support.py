@@ -19,6 +19,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from broker._kits.jwt import decode_unverified
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.audit import AuditRecord, AuditSettings, SecretBinding, SqlAuditStore, make_sql_store
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
@@ -26,9 +28,8 @@ from broker.errors import forbidden
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
 from broker.identity import Caller
 from broker.issuer import ClusterHandle, token_sha256
-from broker.kube import ClusterClient, ClusterTokenVerifier, RetryPolicy, decode_unverified
+from broker.kube import ClusterClient, ClusterTokenVerifier, RetryPolicy
 from broker.operations import Operations
-from broker.pki import CertificateAuthority, write_private
 from kubesim import KubeSim
 
 OPERATORS = "token-broker:operators"

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from ops_api_support import ALICE, CLUSTER, NS, SA, Api, mint, problem, record_issued
 
+from broker._kits.jwt import decode_unverified
 from broker.audit import SqlAuditStore
 from broker.issuer import ClusterHandle
-from broker.kube import ClusterClient, decode_unverified
+from broker.kube import ClusterClient
 from kubesim import KubeSim, SimOptions
 
 INACTIVE = {"active": False}

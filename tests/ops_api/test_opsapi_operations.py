@@ -17,13 +17,14 @@ import pytest
 from click.testing import CliRunner
 from ops_api_support import ALICE, ALICE_API_KEY, BOB, OPERATORS, OPS, Api, mint, record_issued, serve
 
+from broker._kits.jwt import InvalidToken, verify_any
 from broker.audit import AuditFilter, AuditRecord, Page, SqlAuditStore
 from broker.cli import main
 from broker.contracts import RecordQuery
 from broker.errors import BrokerError, unavailable
 from broker.exit_codes import ExitCode
 from broker.issuer import ClusterHandle
-from broker.operations import InvalidToken, Operations, is_operator, matches, owns, verify_any
+from broker.operations import Operations, is_operator, matches, owns
 
 T = datetime(2030, 1, 1, tzinfo=UTC)
 

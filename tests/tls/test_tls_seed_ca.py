@@ -23,8 +23,8 @@ import yaml
 from seed_pki import SeedCa, SeedPki
 from seed_stack import KUBECTL, OIDC_AUDIENCE, VENV_BIN, SeedStack, seed_stack
 
+from broker._kits.tls import client_ssl_context
 from broker.kube import ClusterClient
-from broker.tls_client import client_ssl_context
 from kubesim import KubeSim, SimOptions
 
 pytestmark = pytest.mark.py313

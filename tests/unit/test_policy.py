@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from broker._kits.names import NamespaceMatcher
 from broker.config import BrokerConfig, GrantConfig, Mode, RoleConfig
 from broker.errors import BrokerError
 from broker.identity import Caller
-from broker.names import NamespaceMatcher
 from broker.policy import Grant, Policy, RoleView
 
 ROLES: list[dict[str, Any]] = [

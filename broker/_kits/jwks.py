@@ -1,4 +1,4 @@
-"""Token signing keys (a cluster's, or a trusted OIDC issuer's), fetched with aiohttp and cached.
+"""Token signing keys (a cluster's, or a trusted OIDC issuer's), fetched by whoever owns them and cached.
 
 Never PyJWKClient: it fetches with urllib and blocks the event loop (KUBE-SEMANTICS.md).
 """
@@ -6,26 +6,39 @@ Never PyJWKClient: it fetches with urllib and blocks the event loop (KUBE-SEMANT
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 from jwt import PyJWK, PyJWKSet
 
-from broker import metrics
-from broker.errors import BrokerError, upstream_refused
-
+from .jwt import ALLOWED_ALGORITHMS
 from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[], Awaitable[tuple[dict[str, Any], float | None]]]
+Outcome = Literal["success", "failure"]
 
-# the only algorithms a service-account token may use: kube-apiserver signs with RSA or ECDSA keys
-# (serviceaccount.JWTTokenGenerator); never HS* (a public key must not double as an HMAC secret), never none
-ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+
+
+class UnusableKeySet(ValueError):
+    """The fetched document is not a usable JSON Web Key Set (the default `refused` error)."""
+
+
+def parse_max_age(cache_control: str | None) -> float | None:
+    """`max-age` of a Cache-Control header; `no-store`/`no-cache` → 0; absent → None."""
+    if not cache_control:
+        return None
+    lowered = cache_control.lower()
+    if "no-store" in lowered or "no-cache" in lowered:
+        return 0.0
+    match = _MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else None
 
 
 class JwksCache:
@@ -48,13 +61,16 @@ class JwksCache:
         max_stale: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
         label: str = "the cluster's",
-        source: metrics.JwksSource = "cluster",
+        on_refresh: Callable[[Outcome], None] | None = None,
+        refused: Callable[[str], Exception] = UnusableKeySet,
     ) -> None:
         """label: whose key set this is, for error messages ("the cluster's", "issuer https://…'s").
-        source: the `source` label of token_broker_jwks_refresh_total — the kind of key set, not its URL."""
+        on_refresh: told the outcome of every fetch (once per fetch, not per waiter), for metrics.
+        refused: the error raised for a document that is not a usable key set, given the reason."""
         self._fetch = fetch
         self._label = label
-        self._source: metrics.JwksSource = source
+        self._on_refresh = on_refresh
+        self._refused = refused
         self._min_ttl = min_ttl
         self._max_ttl = max_ttl
         self._cooldown = refetch_cooldown
@@ -80,15 +96,15 @@ class JwksCache:
         try:
             document, max_age = await self._fetch()
         except Exception:
-            metrics.jwks_refreshed(self._source, "failure")
+            self._report("failure")
             raise
         self.fetches += 1
         try:
             # validates every key; raises when none is usable
             keyset = PyJWKSet.from_dict(document)
         except jwt.PyJWTError as exc:
-            metrics.jwks_refreshed(self._source, "failure")
-            raise upstream_refused(f"{self._label} JSON Web Key Set is unusable: {exc}") from None
+            self._report("failure")
+            raise self._refused(f"{self._label} JSON Web Key Set is unusable: {exc}") from None
         raw: dict[str, Mapping[str, Any]] = {}
         for entry in document.get("keys", []):
             if isinstance(entry, dict) and isinstance(entry.get("kid"), str):
@@ -102,7 +118,11 @@ class JwksCache:
         ttl = self._max_ttl if max_age is None else min(self._max_ttl, max(self._min_ttl, max_age))
         self._raw, self._keys = raw, keys
         self._fetched_at, self._expires_at = now, now + ttl
-        metrics.jwks_refreshed(self._source, "success")
+        self._report("success")
+
+    def _report(self, outcome: Outcome) -> None:
+        if self._on_refresh is not None:
+            self._on_refresh(outcome)
 
     async def key(self, kid: str, alg: str) -> PyJWK | None:
         """The verification key for (kid, alg), or None when the cluster does not publish it for that alg."""
@@ -112,7 +132,7 @@ class JwksCache:
         elif now >= self._expires_at:
             try:
                 await self.refresh()
-            except BrokerError:
+            except Exception:
                 if now >= self._expires_at + self._max_stale:
                     raise
                 log.warning(

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # re-exported: the simulator, the demo and the tests write keys with it
-from broker.private_files import write_private as write_private
+from .private_files import write_private as write_private
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
