@@ -28,7 +28,7 @@ from broker.callers.kubernetes import TokenReviewAuthenticator, TokenReviewer
 from broker.callers.mtls import MtlsAuthenticator
 from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings, issuer_ssl_context
 from broker.config import BrokerConfig, ConfigError, load_config, split_host_port
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.http.access_log import RedactingAccessLogger
 from broker.http.limits import CallerRateLimits
 from broker.http.routes import build_http_app

@@ -66,7 +66,7 @@ async def _verify(
 
     from broker._kits.jwks import JwksCache
     from broker._kits.jwt import InvalidToken, verify_any
-    from broker.errors import BrokerError
+    from broker.domain.errors import BrokerError, upstream_refused
     from broker.kube.client import ClusterClient
     from broker.kube.verify import ClusterTokenVerifier
 
@@ -98,7 +98,7 @@ async def _verify(
                 resp.raise_for_status()
                 document = await resp.json(content_type=None)
             if not isinstance(document, dict):
-                raise BrokerError(502, "Bad Gateway", f"{jwks_url} is not a JSON Web Key Set")
+                raise upstream_refused(f"{jwks_url} is not a JSON Web Key Set")
             return document, None
 
         await verify_any(token, JwksCache(fetch, label=jwks_url), issuer=issuer)

@@ -1,6 +1,6 @@
 """What the HTTP edge asks of the issuance use case, as plain data.
 
-The lowest layer besides `broker.identity`: the issuer implements `IssuerPort`, the HTTP handlers call it, and
+The lowest layer besides `broker.domain.identity`: the issuer implements `IssuerPort`, the HTTP handlers call it, and
 neither imports the other.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from broker.audit.records import AuditRecord
 from broker.audit.store import AuditFilter, Page
-from broker.identity import Caller
+from broker.domain.identity import Caller
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from broker._kits.rfc3339 import format_time
 from broker.audit.records import AuditRecord, SecretBinding
 from broker.audit.store import AuditStore
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
-from broker.errors import BrokerError, unprocessable
-from broker.identity import Caller
+from broker.domain.errors import DENIALS, BrokerError, ErrorKind, unprocessable
+from broker.domain.identity import Caller
 from broker.kube.client import ClusterClient
 from broker.kube.objects import SecretRef
 from broker.kube.verify import ClusterTokenVerifier
@@ -140,10 +140,10 @@ class Issuer:
             issued = await self._issue(caller, req)
         except BrokerError as exc:
             elapsed = time.perf_counter() - started
-            if exc.status in (403, 422):
-                metrics.token_denied(deny_kind(exc), elapsed)
+            if exc.kind in DENIALS:
+                metrics.token_denied(_DENIED[exc.kind], elapsed)
             else:
-                metrics.token_failed(req.role, fail_kind(exc), elapsed)
+                metrics.token_failed(req.role, _FAILED.get(exc.kind, "internal"), elapsed)
             raise
         except BaseException:
             metrics.token_failed(req.role, "internal", time.perf_counter() - started)
@@ -164,10 +164,11 @@ class Issuer:
             if grant.revoke_after_seconds is not None and not self._early_revocation:
                 raise unprocessable(
                     f"ttl {grant.revoke_after_seconds}s is below the Kubernetes minimum of 600s; early "
-                    "revocation needs the janitor, which is disabled ([janitor] enabled = false)"
+                    "revocation needs the janitor, which is disabled ([janitor] enabled = false)",
+                    kind=ErrorKind.TTL,
                 )
         except BrokerError as exc:
-            if exc.status in (403, 422):
+            if exc.kind in DENIALS:
                 await self._record_denial(caller, req, exc)
             raise
         cluster = self._clusters[grant.role.cluster_name]
@@ -433,27 +434,22 @@ async def _audited(write: Awaitable[T]) -> T:
     return result
 
 
-def deny_kind(exc: BrokerError) -> metrics.DenyKind:
-    """The kind of a policy refusal, for a low-cardinality metric label (the audit record keeps the reason)."""
-    reason = exc.reason.lower()
-    if exc.status == 422:
-        text = exc.detail.lower()
-        if "ttl" in text or "duration" in text:
-            return "ttl"
-        return "audience" if "audience" in text else "invalid_request"
-    if reason.startswith("unknown role"):
-        return "unknown_role"
-    if reason.startswith("no grant"):
-        return "no_grant"
-    return "namespace_selector" if "namespace_selector" in reason else "namespace"
-
-
-def fail_kind(exc: BrokerError) -> metrics.FailKind:
-    if exc.status == 503:
-        return "audit" if exc.detail.startswith("audit store") else "upstream_unavailable"
-    if exc.status == 502:
-        return "verification" if "does not verify" in exc.detail else "upstream_refused"
-    return "internal"
+# the label each kind of refusal or failure is counted under
+_DENIED: dict[ErrorKind, metrics.DenyKind] = {
+    ErrorKind.UNKNOWN_ROLE: "unknown_role",
+    ErrorKind.NO_GRANT: "no_grant",
+    ErrorKind.NAMESPACE: "namespace",
+    ErrorKind.NAMESPACE_SELECTOR: "namespace_selector",
+    ErrorKind.TTL: "ttl",
+    ErrorKind.AUDIENCE: "audience",
+    ErrorKind.INVALID_REQUEST: "invalid_request",
+}
+_FAILED: dict[ErrorKind, metrics.FailKind] = {
+    ErrorKind.UPSTREAM_REFUSED: "upstream_refused",
+    ErrorKind.UPSTREAM_UNAVAILABLE: "upstream_unavailable",
+    ErrorKind.VERIFICATION: "verification",
+    ErrorKind.AUDIT_UNAVAILABLE: "audit",
+}
 
 
 def _binding(secret: SecretRef | None) -> SecretBinding | None:

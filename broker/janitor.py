@@ -28,7 +28,7 @@ from broker import metrics
 from broker.audit.records import AuditRecord, utc_now
 from broker.audit.store import MAX_PAGE, AuditFilter, AuditStore
 from broker.config import RoleConfig
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.issuer import MANAGED_BY, TOKEN_ID_LABEL
 from broker.kube.client import ClusterClient
 from broker.leader import LeaseElector, NotLeader

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker._kits.rfc3339 import format_time
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.kube.client import ClusterClient, LeaseConflict
 
 log = logging.getLogger(__name__)

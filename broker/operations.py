@@ -23,8 +23,8 @@ from broker._kits.rfc3339 import format_time
 from broker.audit.records import AuditRecord, utc_now
 from broker.audit.store import MAX_PAGE, AuditFilter, AuditStore, InvalidCursor, Page
 from broker.contracts import Introspection, RecordQuery
-from broker.errors import BrokerError, bad_request
-from broker.identity import Caller
+from broker.domain.errors import BrokerError, ErrorKind, bad_request
+from broker.domain.identity import Caller
 from broker.issuer import ClusterHandle, token_sha256
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,11 @@ _INACTIVE = Introspection(active=False)
 
 
 def not_found(detail: str = "no such token") -> BrokerError:
-    return BrokerError(404, "Not Found", detail, type_slug="not-found")
+    return BrokerError(ErrorKind.NOT_FOUND, detail)
 
 
-def conflict(detail: str, slug: str = "conflict") -> BrokerError:
-    return BrokerError(409, "Conflict", detail, type_slug=slug)
+def conflict(kind: ErrorKind, detail: str) -> BrokerError:
+    return BrokerError(kind, detail)
 
 
 # -- visibility (pure) -----------------------------------------------------------------------------------------
@@ -223,24 +223,26 @@ class Operations:
         if record.event in ("revoked", "expired"):
             return None
         if record.event == "pending":
-            raise conflict("the token is still being issued; try again in a moment", "issuance-in-progress")
+            raise conflict(
+                ErrorKind.ISSUANCE_IN_PROGRESS, "the token is still being issued; try again in a moment"
+            )
         if record.event != "issued":
-            raise conflict(f"there is no token to revoke: the issuance {record.event}", "not-issued")
+            raise conflict(ErrorKind.NOT_ISSUED, f"there is no token to revoke: the issuance {record.event}")
         secret = record.bound_secret
         if secret is None:
             ends = format_time(record.expires_at, "microseconds") if record.expires_at else "never"
 
             raise conflict(
+                ErrorKind.NOT_REVOCABLE,
                 f"token is not revocable: role {record.role!r} does not bind tokens to a Secret; "
                 f"it expires at {ends}",
-                "not-revocable",
             )
         handle = self._clusters().get(record.cluster)
         if handle is None:
             raise conflict(
+                ErrorKind.CLUSTER_UNKNOWN,
                 f"the token was issued by cluster {record.cluster!r}, which this broker does not have "
                 f"configured; delete Secret {secret.namespace}/{secret.name} there to revoke it",
-                "cluster-unknown",
             )
         # a uid precondition: a Secret re-created under the same name is someone else's and stays
         deleted = await handle.client.delete_secret(secret.namespace, secret.name, uid=secret.uid or None)

@@ -27,10 +27,10 @@ from typing import Any
 from broker._kits.durations import format_duration
 from broker._kits.labelselector import LabelSelector, parse_label_selector
 from broker._kits.names import NamespaceMatcher, is_dns1123_label
+from broker.domain.errors import BrokerError, ErrorKind, forbidden, unprocessable
+from broker.domain.identity import Caller
 
 from .config import TOKEN_REQUEST_MIN_SECONDS, BrokerConfig, GrantConfig, RateLimitConfig, RoleConfig
-from .errors import BrokerError, forbidden, unprocessable
-from .identity import Caller
 
 _ANY_ROLE = "*"
 # the only callers that carry claims a grant may bind (Caller.method)
@@ -168,10 +168,8 @@ def _quote(text: str) -> str:
     return json.dumps(text if len(text) <= 64 else text[:64] + "…")
 
 
-def _invalid(detail: str, reason: str) -> BrokerError:
-    err = unprocessable(detail)
-    err.reason = reason
-    return err
+def _invalid(kind: ErrorKind, detail: str, reason: str) -> BrokerError:
+    return unprocessable(detail, reason=reason, kind=kind)
 
 
 def _who(caller: Caller) -> str:
@@ -290,31 +288,40 @@ class Policy:
         not_allowed = f"not allowed to use role {_quote(role)}"
         compiled = self._roles.get(role)
         if compiled is None:
-            raise forbidden(not_allowed, reason=f"unknown role {role!r} asked by {_who(caller)}")
+            raise forbidden(
+                ErrorKind.UNKNOWN_ROLE, not_allowed, reason=f"unknown role {role!r} asked by {_who(caller)}"
+            )
         candidates = self._grants_for(caller, role)
         if not candidates:
-            raise forbidden(not_allowed, reason=f"no grant gives role {role!r} to {_who(caller)}")
+            raise forbidden(
+                ErrorKind.NO_GRANT, not_allowed, reason=f"no grant gives role {role!r} to {_who(caller)}"
+            )
         grants, refused = self._claimed(caller, candidates)
         if not grants:
             raise forbidden(
-                not_allowed, reason=f"no grant gives role {role!r} to {_who(caller)}: {'; '.join(refused)}"
+                ErrorKind.NO_GRANT,
+                not_allowed,
+                reason=f"no grant gives role {role!r} to {_who(caller)}: {'; '.join(refused)}",
             )
         cfg = compiled.config
 
         ns = self.resolve_namespace(role, namespace)
         if ns is None:
             raise _invalid(
+                ErrorKind.INVALID_REQUEST,
                 f"namespace is required for role {_quote(role)}",
                 f"role {role!r} has namespaces {list(cfg.namespaces)!r}; none given by {_who(caller)}",
             )
         if not is_dns1123_label(ns):
             raise _invalid(
+                ErrorKind.INVALID_REQUEST,
                 f"namespace {_quote(ns)} is not a valid namespace name (a DNS-1123 label)",
                 f"invalid namespace name {ns!r} from {_who(caller)}",
             )
         outside = f"not allowed to use role {_quote(role)} in namespace {_quote(ns)}"
         if not compiled.namespaces.matches(ns):
             raise forbidden(
+                ErrorKind.NAMESPACE,
                 outside,
                 reason=f"namespace {ns!r} is outside role {role!r} namespaces {list(cfg.namespaces)!r}",
             )
@@ -322,6 +329,7 @@ class Policy:
         if not matching:
             considered = ", ".join(f"{g.name} {list(g.config.namespaces)!r}" for g in grants)
             raise forbidden(
+                ErrorKind.NAMESPACE,
                 outside,
                 reason=f"namespace {ns!r} is outside the namespaces of grants {considered} of {_who(caller)}",
             )
@@ -329,14 +337,13 @@ class Policy:
             if namespace_labels is None:
                 # A bug in the caller of decide, not a policy answer: fail closed, loudly.
                 raise BrokerError(
-                    500,
-                    "Internal Server Error",
+                    ErrorKind.INTERNAL,
                     "the request could not be evaluated",
                     reason=f"role {role!r} has a namespace_selector but no namespace labels were supplied",
-                    type_slug="internal",
                 )
             if not compiled.selector.matches(namespace_labels):
                 raise forbidden(
+                    ErrorKind.NAMESPACE_SELECTOR,
                     outside,
                     reason=(
                         f"namespace {ns!r} labels {dict(namespace_labels)!r} do not match "
@@ -371,11 +378,13 @@ class Policy:
         name = compiled.config.name
         if ttl is not None:
             raise _invalid(
+                ErrorKind.TTL,
                 f"role {_quote(name)} issues legacy Secret tokens, which do not expire: omit ttl",
                 f"ttl {ttl} asked for legacy-secret role {name!r} by {_who(caller)} (grant {grant.name})",
             )
         if audiences:
             raise _invalid(
+                ErrorKind.AUDIENCE,
                 f"role {_quote(name)} issues legacy Secret tokens, which carry no audience: omit audiences",
                 f"audiences {list(audiences)!r} asked for legacy-secret role {name!r} by {_who(caller)}",
             )
@@ -393,9 +402,10 @@ class Policy:
         else:
             asked = "ttl"
             if ttl <= 0:
-                raise _invalid("ttl must be positive", f"ttl {ttl} from {_who(caller)}")
+                raise _invalid(ErrorKind.TTL, "ttl must be positive", f"ttl {ttl} from {_who(caller)}")
             if ttl > cap:
                 raise _invalid(
+                    ErrorKind.TTL,
                     f"ttl {format_duration(ttl)} exceeds the maximum of {format_duration(cap)} "
                     f"for role {_quote(cfg.name)}",
                     f"ttl {ttl}s above the {cap}s cap of {capped_by} (grant {grant.name}, {_who(caller)})",
@@ -404,6 +414,7 @@ class Policy:
             return ttl, ttl, None
         if not cfg.revocable:
             raise _invalid(
+                ErrorKind.TTL,
                 f"{asked} {format_duration(ttl)} is below the 10m minimum of the Kubernetes TokenRequest API "
                 f"(role {_quote(cfg.name)} is not revocable)",
                 f"ttl {ttl}s below 600s on non-revocable role {cfg.name!r} (grant {grant.name}, {_who(caller)})",
@@ -419,6 +430,7 @@ class Policy:
         for audience in asked:
             if audience not in compiled.audiences:
                 raise _invalid(
+                    ErrorKind.AUDIENCE,
                     f"audience {_quote(audience)} is not allowed for role {_quote(cfg.name)}",
                     f"audience {audience!r} outside {sorted(compiled.audiences)!r} of role {cfg.name!r} "
                     f"({_who(caller)})",

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from broker.errors import BrokerError, unavailable
+from broker.domain.errors import BrokerError, audit_unavailable
 
 from .backend import Backend, Row, Tx
 from .batch import (
@@ -30,7 +30,7 @@ from .batch import (
     Transition,
     multi_insert,
 )
-from .groupcommit import UNAVAILABLE, CommitStats, GroupCommitter
+from .groupcommit import CommitStats, GroupCommitter
 from .paging import check_limit, decode_cursor, encode_cursor
 from .queries import EVENTS_LOG, ISSUANCES, Listing, page_query
 from .records import AuditRecord, ContextLimits, SecretBinding, redact, scrubbed, utc_now
@@ -103,7 +103,7 @@ class SqlAuditStore:
 
     async def ping(self) -> None:
         if not self._committer.running:
-            raise unavailable(UNAVAILABLE, reason="audit writer is not running")
+            raise audit_unavailable("audit writer is not running")
         await self._read("SELECT 1 AS ok", ())
 
     # -- the issuance lifecycle --------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ class SqlAuditStore:
         if pending.event != "pending" or pending.jti is not None or pending.token_sha256 is not None:
             raise ValueError("begin_issuance takes a pending record without jti or token digest")
         if not await self._committer.submit(Begin(scrubbed(pending, self._limits))):
-            raise unavailable(UNAVAILABLE, reason=f"issuance {pending.id} is already recorded")
+            raise audit_unavailable(f"issuance {pending.id} is already recorded")
 
     async def complete_issuance(
         self,
@@ -149,7 +149,7 @@ class SqlAuditStore:
         )
         if not isinstance(event, AuditRecord):
             # e.g. start-up repair on another replica aborted it: the token must not be handed out
-            raise unavailable(UNAVAILABLE, reason=f"issuance {id} cannot be completed: it is {event}")
+            raise audit_unavailable(f"issuance {id} cannot be completed: it is {event}")
         return event
 
     async def fail_issuance(
@@ -281,7 +281,7 @@ class SqlAuditStore:
             raise
         except Exception as err:
             log.error("audit read failed: %s: %s", type(err).__name__, err)
-            raise unavailable(UNAVAILABLE, reason=f"audit read failed: {type(err).__name__}: {err}") from err
+            raise audit_unavailable(f"audit read failed: {type(err).__name__}: {err}") from err
 
     # -- maintenance -------------------------------------------------------------------------------------------
     async def import_records(self, records: Sequence[AuditRecord], *, with_events: bool = True) -> None:
@@ -310,9 +310,7 @@ class SqlAuditStore:
                             multi_insert(table, columns, len(chunk)), [v for r in chunk for v in r]
                         )
         except Exception as err:
-            raise unavailable(
-                UNAVAILABLE, reason=f"audit import failed: {type(err).__name__}: {err}"
-            ) from err
+            raise audit_unavailable(f"audit import failed: {type(err).__name__}: {err}") from err
 
 
 def scrubbed_reason(reason: str) -> str:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from hmac import compare_digest
 
 from broker.callers.base import CallerRequest
-from broker.errors import unauthenticated
-from broker.identity import Caller
+from broker.domain.errors import ErrorKind, unauthenticated
+from broker.domain.identity import Caller
 
 API_KEY_HEADER = "X-API-Key"
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
@@ -73,10 +73,10 @@ class ApiKeyAuthenticator:
                 return None
         presented = presented.strip()
         if not presented:
-            raise unauthenticated("empty API key")
+            raise unauthenticated(ErrorKind.CREDENTIAL_MALFORMED, "empty API key")
         key = self._match(hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest())
         if key is None:
-            raise unauthenticated("unknown API key")
+            raise unauthenticated(ErrorKind.CREDENTIAL_UNKNOWN, "unknown API key")
         return Caller(user=key.name, groups=key.groups, method=self.method)
 
     def _match(self, digest: bytes) -> _Key | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from broker.callers.api_key import bearer_value, looks_like_jwt
 from broker.callers.base import CallerRequest
-from broker.errors import unauthenticated
+from broker.domain.errors import ErrorKind, unauthenticated
 
 # Real CI identity tokens are 1-2 KiB (GitLab, GitHub, Jenkins, service-account tokens). Anything larger is refused
 # before it is parsed. The bound sits just under aiohttp's 8190-byte limit on a header field, so a refusal here is
@@ -22,6 +22,7 @@ def bearer_jwt(request: CallerRequest) -> str | None:
         return None
     if len(token) > MAX_BEARER_BYTES:
         raise unauthenticated(
+            ErrorKind.CREDENTIAL_MALFORMED,
             "bearer token is too large",
             reason=f"bearer token of {len(token)} bytes refused (limit {MAX_BEARER_BYTES})",
         )

@@ -18,7 +18,7 @@ import aiohttp
 from broker._kits.jwks import parse_max_age
 from broker._kits.proxy import resolve_proxy
 from broker._kits.tls import client_ssl_context
-from broker.errors import BrokerError, unavailable, upstream_refused
+from broker.domain.errors import BrokerError, unavailable, upstream_refused
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_DOCUMENT_BYTES = 1 << 20

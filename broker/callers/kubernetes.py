@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from broker._kits.singleflight import SingleFlight
 from broker.callers.base import CallerRequest
 from broker.callers.bearer import bearer_jwt
-from broker.errors import unauthenticated, unavailable, upstream_refused
-from broker.identity import Caller
+from broker.domain.errors import ErrorKind, unauthenticated, unavailable, upstream_refused
+from broker.domain.identity import Caller
 
 TOKEN_REVIEWS_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 _MAX_ERROR = 300
@@ -113,13 +113,16 @@ class TokenReviewAuthenticator:
         if status.get("authenticated") is not True:
             error = str(status.get("error") or "not authenticated")[:_MAX_ERROR]
             raise unauthenticated(
-                "bearer token was not accepted by the cluster", reason=f"TokenReview on {where}: {error}"
+                ErrorKind.CREDENTIAL_REVOKED,
+                "bearer token was not accepted by the cluster",
+                reason=f"TokenReview on {where}: {error}",
             )
         # authentication/v1 TokenReviewStatus.audiences: a client that set spec.audiences must check that a
         # compatible audience came back (an authenticator that ignores audiences returns the API server's)
         confirmed = _strings(status.get("audiences")) or []
         if not set(confirmed) & set(self._audiences):
             raise unauthenticated(
+                ErrorKind.BAD_AUDIENCE,
                 "bearer token is not meant for this broker (audience)",
                 reason=f"TokenReview on {where} confirmed audiences {confirmed!r}, not {list(self._audiences)!r}",
             )

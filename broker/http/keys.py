@@ -8,8 +8,8 @@ from aiohttp import web
 
 from broker.callers.chain import AuthenticatorChain
 from broker.contracts import IssuerPort, OperationsPort
+from broker.domain.identity import Caller
 from broker.http.limits import CallerRateLimits
-from broker.identity import Caller
 
 AUTHENTICATOR = web.AppKey("authenticator", AuthenticatorChain)
 ISSUER = web.AppKey("issuer", IssuerPort)

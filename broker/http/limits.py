@@ -6,20 +6,18 @@ import time
 from collections.abc import Callable, Hashable
 
 from broker._kits.ratelimit import Decision, Rate, RateLimiter
-from broker.errors import BrokerError
-from broker.identity import Caller
+from broker.domain.errors import BrokerError, ErrorKind
+from broker.domain.identity import Caller
 from broker.policy import Policy
 
 
 def rate_limited(decision: Decision, caller: Caller, scope: str) -> BrokerError:
     bucket = f"grant {scope}" if scope else "the default limit"
     return BrokerError(
-        429,
-        "Too Many Requests",
+        ErrorKind.RATE_LIMITED,
         "too many token requests from this caller; retry after the time in Retry-After",
         reason=f"rate limit of {bucket} reached by {caller.method} caller {caller.user!r}",
         retry_after=decision.retry_after,
-        type_slug="rate-limited",
     )
 
 

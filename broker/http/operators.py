@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from broker.audit.records import AuditRecord, utc_now
 from broker.audit.store import AuditFilter
 from broker.contracts import Introspection, OperationsPort, RecordQuery
-from broker.errors import BrokerError, unavailable, unprocessable
+from broker.domain.errors import BrokerError, ErrorKind, unavailable, unprocessable
 from broker.http.auth import authenticate
 from broker.http.body import parse_body
 from broker.http.keys import OPERATIONS
@@ -50,7 +50,7 @@ QueryT = TypeVar("QueryT", bound=BaseModel)
 def _operations(request: web.Request) -> OperationsPort:
     ops = request.app.get(OPERATIONS)
     if ops is None:
-        raise unavailable("audit store not configured", retry_after=60.0)
+        raise unavailable("audit store not configured", retry_after=60.0, kind=ErrorKind.AUDIT_UNAVAILABLE)
     return ops
 
 
@@ -256,7 +256,7 @@ async def revoke_token(request: web.Request) -> web.Response:
         reason = (await parse_body(request, RevokeRequest)).reason
     token_id = request.match_info["token_id"]
     if len(token_id) > _MAX_TOKEN_ID or not token_id.isprintable():
-        raise BrokerError(404, "Not Found", "no such token", type_slug="not-found")
+        raise BrokerError(ErrorKind.NOT_FOUND, "no such token")
     await ops.revoke(caller, token_id, reason)
     return web.Response(status=204, headers=_NO_STORE)
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from broker import render
 from broker.contracts import IssuedToken, IssueRequest
-from broker.errors import bad_request
+from broker.domain.errors import bad_request
 from broker.http.auth import authenticate
 from broker.http.body import parse_body
 from broker.http.keys import ISSUER, RATE_LIMITS

@@ -31,7 +31,7 @@ from broker import metrics
 from broker._kits.jwks import parse_max_age
 from broker._kits.rfc3339 import parse_time
 from broker._kits.singleflight import SingleFlight
-from broker.errors import BrokerError, unavailable, unprocessable, upstream_refused
+from broker.domain.errors import BrokerError, ErrorKind, unavailable, unprocessable, upstream_refused
 
 from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeError, KubeTransportError, to_broker_error
 from .objects import LegacyToken, SecretRef, ServiceAccountRef, TokenResponse
@@ -473,7 +473,11 @@ class ClusterClient:
                 f"cannot {action}: the binding secret changed: {exc.message}", reason=str(exc)
             )
         if exc.status == 422:
-            return unprocessable(f"the API server refused the token request: {exc.message}")
+            # the lifetime asked for is out of the server's range (below 10 minutes, above 2^32 s)
+            kind = (
+                ErrorKind.TTL if "spec.expirationSeconds" in exc.invalid_fields else ErrorKind.INVALID_REQUEST
+            )
+            return unprocessable(f"the API server refused the token request: {exc.message}", kind=kind)
         return self._error(exc, action)
 
     # -- legacy Secret tokens -----------------------------------------------------------------------------------

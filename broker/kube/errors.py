@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.errors import BrokerError, unavailable, upstream_refused
+from broker.domain.errors import BrokerError, unavailable, upstream_refused
 
 # Retry-After when the server gives none: long enough not to hammer a struggling server, short enough for CI.
 DEFAULT_RETRY_AFTER = 2.0
@@ -56,6 +56,16 @@ class KubeApiError(Exception):
     def details_kind(self) -> str:
         kind = self.details.get("kind", "")
         return kind if isinstance(kind, str) else ""
+
+    @property
+    def invalid_fields(self) -> frozenset[str]:
+        """The fields a 422 Invalid names (details.causes[].field), e.g. "spec.expirationSeconds"."""
+        causes = self.details.get("causes")
+        return (
+            frozenset(c["field"] for c in causes if isinstance(c, dict) and isinstance(c.get("field"), str))
+            if isinstance(causes, list)
+            else frozenset()
+        )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from broker import metrics
 from broker._kits.jwks import JwksCache
 from broker._kits.jwt import UnusableToken, signing_key
 from broker._kits.singleflight import SingleFlight
-from broker.errors import BrokerError, upstream_refused
+from broker.domain.errors import BrokerError, ErrorKind, upstream_refused
 
 from .objects import SecretRef
 
@@ -79,7 +79,9 @@ def parse_subject(subject: str) -> tuple[str, str]:
 
 
 def _refuse(why: str) -> BrokerError:
-    return upstream_refused(f"the API server returned a token that does not verify: {why}")
+    return upstream_refused(
+        f"the API server returned a token that does not verify: {why}", kind=ErrorKind.VERIFICATION
+    )
 
 
 def _time(value: Any) -> dt.datetime:

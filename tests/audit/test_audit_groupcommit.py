@@ -13,7 +13,7 @@ import pytest
 from audit_support import PG_DSN, T0, SettingsFactory, gather_bounded, issue, pending, sha
 
 from broker.audit import AuditFilter, AuditSettings, SqlAuditStore, make_sql_store
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 
 
 async def test_500_concurrent_writers_share_transactions(store: SqlAuditStore) -> None:

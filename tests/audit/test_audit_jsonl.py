@@ -11,7 +11,7 @@ import pytest
 from audit_support import T0, SettingsFactory, pending, sha
 
 from broker.audit import AuditFilter, AuditSettings, SqlAuditStore, TeeStore, open_store
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 
 
 def read_lines(path: Path) -> list[dict[str, object]]:

@@ -32,9 +32,9 @@ from broker.callers.base import Authenticator
 from broker.callers.json_fetch import JsonFetcher
 from broker.config import BrokerConfig
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
+from broker.domain.identity import Caller
 from broker.http import build_http_app
 from broker.http.limits import CallerRateLimits
-from broker.identity import Caller
 from broker.policy import Policy
 
 AUDIENCE = "token-broker"

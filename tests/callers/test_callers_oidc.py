@@ -22,7 +22,7 @@ from oidc_issuer import (
 
 from broker._kits.pki import CertificateAuthority
 from broker.callers import CallerRequest, OidcAuthenticator, OidcSettings
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 
 
 @pytest.fixture(scope="module")

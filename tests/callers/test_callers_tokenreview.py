@@ -24,7 +24,7 @@ from broker.callers import (
     TokenReviewAuthenticator,
 )
 from broker.callers.kubernetes import TOKEN_REVIEWS_PATH
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.kube import ClusterClient
 from kubesim import KubeSim
 

@@ -27,9 +27,9 @@ from aiohttp import web
 from broker._kits.pki import CertificateAuthority
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
-from broker.errors import forbidden
+from broker.domain.errors import ErrorKind, forbidden
+from broker.domain.identity import Caller
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
-from broker.identity import Caller
 
 API_KEY = "tb_build_Zk3q9v7PnX2sLr8Wd4Hc"
 API_KEY_GROUPS = ("ci",)
@@ -69,7 +69,7 @@ class FakeIssuer:
         if self.fail_with is not None:
             raise self.fail_with
         if req.role not in ROLES:
-            raise forbidden("not allowed", reason=f"unknown role {req.role}")
+            raise forbidden(ErrorKind.UNKNOWN_ROLE, "not allowed", reason=f"unknown role {req.role}")
         token = jwt_like()
         self.issued.append(token)
         now = datetime.now(UTC).replace(microsecond=0)

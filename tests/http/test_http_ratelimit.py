@@ -17,10 +17,10 @@ from http_harness import FakeIssuer
 
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain
 from broker.config import BrokerConfig
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 from broker.http import build_http_app
 from broker.http.limits import CallerRateLimits
-from broker.identity import Caller
 from broker.policy import Policy
 
 LIMITED_KEY = "tb_limited_3JrW8xQp2LmZ7vKd"

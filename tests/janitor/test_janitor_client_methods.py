@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from janitor_support import LEASES_PATH, NS, SECRETS_PATH, account_exists, secret_exists
 
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.issuer import MANAGED_BY
 from broker.kube import ClusterClient
 from broker.kube.client import LeaseConflict

@@ -9,7 +9,7 @@ import pytest
 from kube_signing import StaticSource, ec_key, rsa_key
 
 from broker._kits.jwks import JwksCache
-from broker.errors import unavailable
+from broker.domain.errors import unavailable
 
 
 class Clock:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from kube_support import FAST_RETRY, MakeClient, posts
 
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.kube import BINDING_SA_ANNOTATION, ClusterClient
 from kubesim import KubeSim
 from kubesim.kinds import SERVICEACCOUNTS

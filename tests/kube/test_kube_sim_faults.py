@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kube_support import FAST_RETRY, MakeClient, posts
 
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.kube import BINDING_SA_ANNOTATION, DEFAULT_RETRY_AFTER, ClusterClient, RetryPolicy
 from broker.kube import client as client_module
 from kubesim import KubeSim

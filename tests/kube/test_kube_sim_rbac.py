@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from kube_support import MakeClient
 
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.kube import ClusterClient
 from kubesim import KubeSim
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kube_support import MakeClient
 
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.kube import LEGACY_FOR_LABEL, ClusterClient, ClusterTokenVerifier, SecretRef, TokenResponse
 from kubesim import KubeSim, SimOptions
 

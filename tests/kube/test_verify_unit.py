@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from kube_signing import ISSUER, Key, StaticSource, bound_claims, ec_key, rsa_key
 
-from broker.errors import BrokerError, unavailable
+from broker.domain.errors import BrokerError, unavailable
 from broker.kube import ClusterTokenVerifier, SecretRef
 from broker.kube.verify import LEGACY_ISSUER
 

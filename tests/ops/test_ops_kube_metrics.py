@@ -22,7 +22,7 @@ from broker import metrics
 from broker.audit import AuditRecord, AuditSettings, make_sql_store
 from broker.audit.store import AuditStore
 from broker.callers.oidc import OidcIssuer, OidcSettings
-from broker.errors import BrokerError, unavailable
+from broker.domain.errors import BrokerError, unavailable
 from broker.janitor import Janitor
 from broker.kube import ClusterClient
 from broker.kube.request_labels import request_labels

@@ -24,9 +24,9 @@ from broker._kits.pki import CertificateAuthority, write_private
 from broker.audit import AuditRecord, AuditSettings, SecretBinding, SqlAuditStore, make_sql_store
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
-from broker.errors import forbidden
+from broker.domain.errors import ErrorKind, forbidden
+from broker.domain.identity import Caller
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
-from broker.identity import Caller
 from broker.issuer import ClusterHandle, token_sha256
 from broker.kube import ClusterClient, ClusterTokenVerifier, RetryPolicy
 from broker.operations import Operations
@@ -52,7 +52,7 @@ class NoIssuer:
     """These tests do not issue through HTTP: records come from the store API."""
 
     async def issue(self, caller: Caller, req: IssueRequest) -> IssuedToken:
-        raise forbidden("not in this test")
+        raise forbidden(ErrorKind.NO_GRANT, "not in this test")
 
     def usable_roles(self, caller: Caller) -> list[RoleInfo]:
         return []

@@ -21,7 +21,7 @@ from broker._kits.jwt import InvalidToken, verify_any
 from broker.audit import AuditFilter, AuditRecord, Page, SqlAuditStore
 from broker.cli import main
 from broker.contracts import RecordQuery
-from broker.errors import BrokerError, unavailable
+from broker.domain.errors import BrokerError, unavailable
 from broker.exit_codes import ExitCode
 from broker.issuer import ClusterHandle
 from broker.operations import Operations, is_operator, matches, owns

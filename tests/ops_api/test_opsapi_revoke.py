@@ -26,7 +26,7 @@ from ops_api_support import (
 )
 
 from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.issuer import ClusterHandle
 from kubesim import KubeSim
 

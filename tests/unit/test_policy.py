@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from broker._kits.names import NamespaceMatcher
 from broker.config import BrokerConfig, GrantConfig, Mode, RoleConfig
-from broker.errors import BrokerError
-from broker.identity import Caller
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 from broker.policy import Grant, Policy, RoleView
 
 ROLES: list[dict[str, Any]] = [
