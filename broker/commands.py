@@ -158,11 +158,11 @@ def pki_server(ca_dir: Path, hosts: tuple[str, ...], days: int, out_dir: Path) -
 def serve(config_path: Path, log_format: str, log_level: str) -> None:
     """Run the broker until SIGTERM/SIGINT; SIGHUP reloads roles, grants and callers."""
     from broker.app import Broker, serve_until_signalled
-    from broker.config import ConfigError, load_config
+    from broker.app.preflight import check_files
     from broker.http.request_id import RequestIdLogFilter
     from broker.kube.transport import ClusterConfigError
     from broker.logs import configure
-    from broker.preflight import check_files
+    from broker.settings import ConfigError, load_config
 
     configure(log_level, log_format, [RequestIdLogFilter()])
     try:
@@ -201,8 +201,8 @@ def config_group() -> None:
 def config_check(path: Path, syntax_only: bool) -> None:
     """Validate a config file and load every file it names (kubeconfigs, certificates, keys, CA bundles) as
     `serve` would; prints each problem as `file: key.path: problem` and exits 2 when there is one."""
-    from broker.config import ConfigError, load_config
-    from broker.preflight import check_files
+    from broker.app.preflight import check_files
+    from broker.settings import ConfigError, load_config
 
     try:
         cfg = load_config(path)

@@ -171,7 +171,7 @@ class Issuer:
             if exc.kind in DENIALS:
                 await self._record_denial(caller, req, exc)
             raise
-        cluster = self._clusters[grant.role.cluster_name]
+        cluster = self._clusters[grant.role.cluster]
         token_id = str(uuid.uuid4())
         # write-ahead: if this cannot be committed (503), nothing has been created yet
         await _audited(self._store.begin_issuance(self._pending(token_id, caller, req, grant)))
@@ -257,7 +257,7 @@ class Issuer:
             source_address=req.source_address,
             user_agent=req.user_agent,
             role=role.name,
-            cluster=role.cluster_name,
+            cluster=role.cluster,
             namespace=grant.namespace,
             service_account=role.service_account,
             audiences=grant.audiences,
@@ -301,22 +301,15 @@ class Issuer:
 
     # -- steps ------------------------------------------------------------------------------------------------
     async def _decide(self, policy: Policy, caller: Caller, req: IssueRequest) -> Grant:
+        match = policy.match(caller, req.role, req.namespace)
         labels: dict[str, str] | None = None
-        if policy.needs_namespace_labels(req.role):
-            role = policy.role(req.role)
-            namespace = policy.resolve_namespace(req.role, req.namespace)
-            if role is not None and namespace is not None:
-                # decide() first checks the role and the caller's grants, so these labels only change
-                # the answer for a caller who may use the role at all
-                labels = await self._clusters[role.cluster_name].client.namespace_labels(namespace)
-        return policy.decide(
-            caller,
-            req.role,
-            req.namespace,
-            req.ttl_seconds,
-            list(req.audiences) if req.audiences is not None else None,
-            labels,
-        )
+        if match.needs_namespace_labels:
+            # only for a caller who may use the role here: a refused one costs the API server nothing
+            assert match.role is not None and match.namespace is not None
+            cluster = self._clusters[match.role.role.cluster]
+            labels = await cluster.client.namespace_labels(match.namespace)
+        audiences = list(req.audiences) if req.audiences is not None else None
+        return policy.grant(match, req.ttl_seconds, audiences, labels)
 
     async def _ensure_account(self, cluster: ClusterHandle, grant: Grant) -> str:
         role = grant.role

@@ -27,8 +27,8 @@ from typing import TypeVar
 from broker import metrics
 from broker.audit.records import AuditRecord, utc_now
 from broker.audit.store import MAX_PAGE, AuditFilter, AuditStore
-from broker.config import RoleConfig
 from broker.domain.errors import BrokerError
+from broker.domain.roles import Role
 from broker.issuer import MANAGED_BY, TOKEN_ID_LABEL
 from broker.kube.client import ClusterClient
 from broker.leader import LeaseElector, NotLeader
@@ -109,7 +109,7 @@ class Janitor:
         elector: LeaseElector | None,
         *,
         interval: float,
-        roles: Callable[[], Mapping[str, RoleConfig]] = dict,
+        roles: Callable[[], Mapping[str, Role]] = dict,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         on_sweep: Callable[[SweepResult], None] | None = None,
@@ -356,9 +356,7 @@ class Janitor:
             self._accounts_to_retry.discard((cluster, namespace, account))
             tally.deleted_service_accounts += int(deleted)
 
-    async def _expire_unbound(
-        self, ephemeral: Mapping[str, RoleConfig], now: datetime, tally: _Tally
-    ) -> None:
+    async def _expire_unbound(self, ephemeral: Mapping[str, Role], now: datetime, tally: _Tally) -> None:
         """Tokens of ephemeral roles without a bound Secret end by their exp alone; record them as expired so
         their account's last token is known to be gone (tokens with a Secret are left to the sweep above)."""
         for role in ephemeral.values():
@@ -379,14 +377,14 @@ class Janitor:
 
     async def _retire_account(
         self,
-        roles: Mapping[str, RoleConfig],
+        roles: Mapping[str, Role],
         clusters: Clusters,
         cluster: str,
         namespace: str,
         account: str,
         now: datetime,
     ) -> bool:
-        sharing = [r for r in roles.values() if r.service_account == account and r.cluster in (None, cluster)]
+        sharing = [r for r in roles.values() if r.service_account == account and r.cluster == cluster]
         if not sharing or not all(r.ephemeral_service_account for r in sharing):
             return False  # another role relies on the account staying
         if await self._account_in_use(cluster, namespace, account, now):

@@ -27,7 +27,6 @@ from broker._kits.tls import TlsFileError, client_ssl_context
 from broker.callers.base import CallerRequest
 from broker.callers.bearer import bearer_jwt
 from broker.callers.json_fetch import JsonFetcher
-from broker.config import OidcIssuerConfig
 from broker.domain.errors import BrokerError, ErrorKind, unauthenticated, upstream_refused
 from broker.domain.identity import Caller
 
@@ -37,7 +36,7 @@ _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 @dataclass(frozen=True)
 class OidcSettings:
-    """One trusted issuer, as plain data (see OidcIssuerConfig for what each field means)."""
+    """One trusted issuer, as plain data (config.toml's [[auth.oidc]] says what each field means)."""
 
     issuer: str
     audience: str
@@ -58,22 +57,6 @@ class OidcSettings:
             raise ValueError(
                 f"OIDC issuer {self.issuer}: algorithms must be among {', '.join(ALLOWED_ALGORITHMS)}"
             )
-
-    @classmethod
-    def from_config(cls, cfg: OidcIssuerConfig) -> OidcSettings:
-        return cls(
-            issuer=cfg.issuer,
-            audience=cfg.audience,
-            jwks_uri=cfg.jwks_uri,
-            algorithms=cfg.algorithms,
-            leeway_seconds=cfg.leeway_seconds,
-            max_token_age_seconds=cfg.max_token_age,
-            username_claim=cfg.username_claim,
-            username_prefix=cfg.effective_username_prefix,
-            groups_claim=cfg.groups_claim,
-            groups_prefix=cfg.groups_prefix,
-            groups=cfg.groups,
-        )
 
 
 def issuer_ssl_context(ca_file: str | None) -> ssl.SSLContext | None:

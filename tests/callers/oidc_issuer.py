@@ -27,15 +27,16 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from broker._kits.pki import CertificateAuthority
+from broker.app import wiring
 from broker.callers import AuthenticatorChain, OidcIssuer, OidcSettings
 from broker.callers.base import Authenticator
 from broker.callers.json_fetch import JsonFetcher
-from broker.config import BrokerConfig
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.domain.identity import Caller
 from broker.http import build_http_app
 from broker.http.limits import CallerRateLimits
 from broker.policy import Policy
+from broker.settings import BrokerConfig
 
 AUDIENCE = "token-broker"
 
@@ -207,7 +208,7 @@ class RecordingIssuer:
             service_account=grant.role.service_account,
             audiences=grant.audiences,
             role=grant.role.name,
-            cluster=grant.role.cluster_name,
+            cluster=grant.role.cluster,
             server_url="https://10.0.0.1:6443",
             ca_pem=None,
         )
@@ -243,7 +244,7 @@ def policy_from(
             "auth": {"oidc": [{"issuer": "https://127.0.0.1", "audience": AUDIENCE}], **auth},
         }
     )
-    return Policy.from_config(cfg)
+    return wiring.policy_from(cfg)
 
 
 def settings_for(issuer: LoopbackIssuer, **kw: Any) -> OidcSettings:

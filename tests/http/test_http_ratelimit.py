@@ -15,13 +15,14 @@ import pytest
 from aiohttp import web
 from http_harness import FakeIssuer
 
+from broker.app.wiring import policy_from
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain
-from broker.config import BrokerConfig
 from broker.domain.errors import BrokerError
 from broker.domain.identity import Caller
 from broker.http import build_http_app
 from broker.http.limits import CallerRateLimits
 from broker.policy import Policy
+from broker.settings import BrokerConfig
 
 LIMITED_KEY = "tb_limited_3JrW8xQp2LmZ7vKd"
 FREE_KEY = "tb_free_Yt6Hn1Cs9BqE4uXa"
@@ -56,7 +57,7 @@ def make_policy(default: dict[str, Any] | None = None) -> Policy:
             "auth": {"rate_limit": default or {"per_minute": 6000, "burst": 1000}},
         }
     )
-    return Policy.from_config(cfg)
+    return policy_from(cfg)
 
 
 class Clock:

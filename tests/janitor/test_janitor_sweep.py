@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import timedelta
 
 from janitor_support import (
@@ -23,7 +24,7 @@ from janitor_support import (
 
 from broker.audit import AuditFilter, SqlAuditStore
 from broker.audit.records import SecretBinding
-from broker.config import RoleConfig
+from broker.domain.roles import Role
 from broker.issuer import MANAGED_BY
 from broker.janitor import Janitor, SweepResult
 from broker.kube import ClusterClient
@@ -160,8 +161,8 @@ async def test_a_short_revocable_token_stops_working_at_its_revoke_at(
     assert not secret_exists(kubesim, secret.name)
 
 
-def role(name: str, account: str, *, ephemeral: bool = True) -> RoleConfig:
-    return RoleConfig(
+def role(name: str, account: str, *, ephemeral: bool = True) -> Role:
+    return Role(
         name=name,
         cluster=CLUSTER,
         service_account=account,
@@ -253,7 +254,7 @@ async def test_an_ephemeral_account_of_unbound_tokens_goes_after_their_exp(
     kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
 ) -> None:
     t = now()
-    roles = {"short": role("short", "runner").model_copy(update={"revocable": False})}
+    roles = {"short": replace(role("short", "runner"), revocable=False)}
     await admin.ensure_service_account(NS, "runner", labels=MANAGED_BY)
     ended = await record_issued(store, expires_at=t - timedelta(seconds=1), role="short", account="runner")
     result = await janitor(store, admin, roles=lambda: roles).sweep_once(t)

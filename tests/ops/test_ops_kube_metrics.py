@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from broker import metrics
-from broker.audit import AuditRecord, AuditSettings, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import AuditRecord
 from broker.audit.store import AuditStore
 from broker.callers.oidc import OidcIssuer, OidcSettings
 from broker.domain.errors import BrokerError, unavailable
@@ -28,6 +29,7 @@ from broker.kube import ClusterClient
 from broker.kube.request_labels import request_labels
 from broker.kube.verify import ClusterTokenVerifier
 from broker.leader import LeaseElector
+from broker.settings import AuditSettings
 from kubesim import KubeSim
 
 NS = "default"

@@ -21,7 +21,8 @@ from aiohttp import web
 
 from broker._kits.jwt import decode_unverified
 from broker._kits.pki import CertificateAuthority, write_private
-from broker.audit import AuditRecord, AuditSettings, SecretBinding, SqlAuditStore, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.domain.errors import ErrorKind, forbidden
@@ -30,6 +31,7 @@ from broker.http import RedactingAccessLogger, build_http_app, server_ssl_contex
 from broker.issuer import ClusterHandle, token_sha256
 from broker.kube import ClusterClient, ClusterTokenVerifier, RetryPolicy
 from broker.operations import Operations
+from broker.settings import AuditSettings
 from kubesim import KubeSim
 
 OPERATORS = "token-broker:operators"

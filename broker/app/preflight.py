@@ -19,9 +19,9 @@ from cryptography import x509
 
 from broker._kits.tls import tls_reason
 from broker.callers.oidc import issuer_ssl_context
-from broker.config import BrokerConfig, ConfigError, ConfigProblem
 from broker.http.tls import server_ssl_context
 from broker.kube.transport import ClusterConfigError, load_connection
+from broker.settings import BrokerConfig, ConfigError, ConfigProblem
 
 
 def check_files(path: Path, cfg: BrokerConfig) -> None:

@@ -8,9 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from broker.config_paths import resolve_config_path
-
-from .records import ContextLimits
+from .paths import resolve_config_path
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -75,9 +73,3 @@ class AuditSettings(BaseModel):
         if self.backend == "postgres" and not self.postgres_dsn:
             raise ValueError('backend "postgres" needs postgres_dsn')
         return self
-
-    @property
-    def context_limits(self) -> ContextLimits:
-        return ContextLimits(
-            self.context_max_entries, self.context_max_key_length, self.context_max_value_length
-        )

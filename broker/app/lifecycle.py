@@ -8,7 +8,7 @@ import asyncio.sslproto
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,16 +18,11 @@ from cryptography import x509
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from broker import metrics
-from broker.audit import AuditStore, open_store
+from broker.app.stores import open_store
+from broker.app.wiring import authenticators_from, connect_clusters, policy_from
+from broker.audit import AuditStore
 from broker.audit.records import utc_now
-from broker.callers.api_key import ApiKeyAuthenticator
-from broker.callers.base import Authenticator
 from broker.callers.chain import AuthenticatorChain
-from broker.callers.json_fetch import JsonFetcher
-from broker.callers.kubernetes import TokenReviewAuthenticator, TokenReviewer
-from broker.callers.mtls import MtlsAuthenticator
-from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings, issuer_ssl_context
-from broker.config import BrokerConfig, ConfigError, load_config, split_host_port
 from broker.domain.errors import BrokerError
 from broker.http.access_log import RedactingAccessLogger
 from broker.http.limits import CallerRateLimits
@@ -35,75 +30,13 @@ from broker.http.routes import build_http_app
 from broker.http.tls import server_ssl_context
 from broker.issuer import ClusterHandle, Issuer
 from broker.janitor import Janitor, SweepResult
-from broker.kube.client import ClusterClient
-from broker.kube.verify import ClusterTokenVerifier
 from broker.leader import LeaseElector, default_identity
 from broker.operations import Operations
 from broker.policy import Policy
+from broker.settings import BrokerConfig, ConfigError, load_config, split_host_port
 from broker.tls_reload import ReloadingServerTLS
 
 log = logging.getLogger(__name__)
-
-
-def authenticators_from(
-    cfg: BrokerConfig, clusters: Callable[[], Mapping[str, ClusterHandle]]
-) -> list[Authenticator]:
-    """The chain in order: client certificate, API key, OIDC token, Kubernetes TokenReview.
-
-    clusters: the connected clusters, looked up per TokenReview (they connect after the chain is built).
-    Raises ValueError when an OIDC issuer's CA bundle cannot be read.
-    """
-    found: list[Authenticator] = []
-    if cfg.server.client_ca is not None and cfg.auth.mtls.enabled:
-        found.append(MtlsAuthenticator())
-    if cfg.auth.api_keys:
-        found.append(ApiKeyAuthenticator([(k.name, k.sha256, k.groups) for k in cfg.auth.api_keys]))
-    kube = cfg.auth.kubernetes
-    if cfg.auth.oidc:
-        issuers = [
-            OidcIssuer(
-                OidcSettings.from_config(o),
-                JsonFetcher(ssl_context=issuer_ssl_context(str(o.ca_file) if o.ca_file else None)),
-            )
-            for o in cfg.auth.oidc
-        ]
-        found.append(OidcAuthenticator(issuers, defer_unknown_issuers=kube.enabled))
-    if kube.enabled:
-        name = cfg.token_review_cluster
-
-        def reviewer() -> TokenReviewer | None:
-            handle = clusters().get(name)
-            return handle.client if handle is not None else None
-
-        found.append(
-            TokenReviewAuthenticator(
-                reviewer, audiences=kube.audiences, cluster=name, cache_seconds=kube.cache_seconds
-            )
-        )
-    return found
-
-
-async def connect_clusters(cfg: BrokerConfig) -> dict[str, ClusterHandle]:
-    handles: dict[str, ClusterHandle] = {}
-    try:
-        for cluster in cfg.clusters:
-            client = await ClusterClient.create(
-                cluster.name,
-                kubeconfig=cluster.kubeconfig,
-                context=cluster.context,
-                in_cluster=cluster.in_cluster,
-                request_timeout=cluster.request_timeout_seconds,
-            )
-            verifier = ClusterTokenVerifier(client, issuer=cluster.issuer, jwks_uri=cluster.jwks_uri)
-            ca_pem = cluster.ca_file.read_bytes() if cluster.ca_file else client.ca_pem
-            handles[cluster.name] = ClusterHandle(
-                cluster.name, client, verifier, cluster.server or client.server_url, ca_pem
-            )
-    except BaseException:
-        for handle in handles.values():
-            await handle.client.close()
-        raise
-    return handles
 
 
 @dataclass
@@ -125,7 +58,7 @@ class Broker:
     def __init__(self, config_path: Path, config: BrokerConfig | None = None) -> None:
         self.config_path = config_path
         self.config = config or load_config(config_path)
-        self._policy = Policy.from_config(self.config)
+        self._policy = policy_from(self.config)
         self._chain = AuthenticatorChain(authenticators_from(self.config, lambda: self._clusters))
         self._clusters: dict[str, ClusterHandle] = {}
         self._runners: list[web.AppRunner] = []
@@ -145,7 +78,7 @@ class Broker:
         """Re-read the config file: roles, grants and callers change atomically; a bad file changes nothing."""
         try:
             fresh = load_config(self.config_path)
-            policy = Policy.from_config(fresh)
+            policy = policy_from(fresh)
             authenticators = authenticators_from(fresh, lambda: self._clusters)
         except (ConfigError, ValueError) as exc:
             log.error("config reload refused; keeping the running config: %s", exc)
@@ -195,7 +128,7 @@ class Broker:
             lambda: {name: handle.client for name, handle in self._clusters.items()},
             self.elector,
             interval=self.config.janitor.interval_seconds,
-            roles=lambda: {role.name: role for role in self.config.roles},
+            roles=lambda: self._policy.roles,
             on_sweep=_sweep_metrics,
         )
         # no token may stay valid without a completed record: every replica, before it serves, resolves the

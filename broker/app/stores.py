@@ -1,18 +1,18 @@
-"""Build the configured store (not yet opened: `await store.open()`, or `async with store:`)."""
+"""The audit store [audit] describes (not yet opened: `await store.open()`, or `async with store:`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
 
-from .backend import Backend
-from .jsonl import JsonlSink, TeeStore
-from .postgres import PostgresBackend
-from .records import utc_now
-from .settings import AuditSettings
-from .sqlite import SqliteBackend
-from .sqlstore import SqlAuditStore
-from .store import AuditStore
+from broker.audit.backend import Backend
+from broker.audit.jsonl import JsonlSink, TeeStore
+from broker.audit.postgres import PostgresBackend
+from broker.audit.records import ContextLimits, utc_now
+from broker.audit.sqlite import SqliteBackend
+from broker.audit.sqlstore import SqlAuditStore
+from broker.audit.store import AuditStore
+from broker.settings import AuditSettings
 
 
 def make_backend(settings: AuditSettings) -> Backend:
@@ -40,7 +40,9 @@ def make_sql_store(settings: AuditSettings, *, clock: Callable[[], datetime] = u
         max_delay=settings.group_commit_max_delay_ms / 1000,
         queue_size=settings.queue_size,
         timeout=settings.write_timeout_seconds,
-        context_limits=settings.context_limits,
+        context_limits=ContextLimits(
+            settings.context_max_entries, settings.context_max_key_length, settings.context_max_value_length
+        ),
         clock=clock,
     )
 
