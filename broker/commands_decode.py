@@ -67,19 +67,19 @@ async def _verify(
     from broker._kits.jwks import JwksCache
     from broker._kits.jwt import InvalidToken, verify_any
     from broker.domain.errors import BrokerError, upstream_refused
-    from broker.kube.client import ClusterClient
+    from broker.kube import Cluster
     from broker.kube.verify import ClusterTokenVerifier
 
     try:
         if kubeconfig is not None:
-            async with await ClusterClient.create(
+            async with await Cluster.connect(
                 "decode",
                 kubeconfig=kubeconfig,
                 context=context,
                 in_cluster=False,
                 request_timeout=request_timeout,
             ) as client:
-                verifier = ClusterTokenVerifier(client, issuer=issuer)
+                verifier = ClusterTokenVerifier(client.discovery, issuer=issuer)
                 expected = await verifier.issuer()
                 await verify_any(token, verifier.jwks, issuer=expected)
                 return True, f"signature verified with the keys of {client.server_url} (issuer {expected})"

@@ -16,7 +16,7 @@ import aiohttp
 
 from broker._kits.pki import CertificateAuthority, IssuedCert, write_private
 from broker.app import Broker
-from broker.rbac_manifest import broker_cluster_role, cluster_role_binding
+from broker.kube.rbac import broker_cluster_role, cluster_role_binding
 from broker.settings import load_config
 from kubesim import KubeSim, SimOptions
 

@@ -27,7 +27,8 @@ from broker.audit.store import AuditStore
 from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.domain.errors import DENIALS, BrokerError, ErrorKind, unprocessable
 from broker.domain.identity import Caller
-from broker.kube.client import ClusterClient
+from broker.kube import Cluster
+from broker.kube.labels import CALLER_ANNOTATION, EXPIRES_ANNOTATION, MANAGED_BY, ROLE_LABEL, TOKEN_ID_LABEL
 from broker.kube.objects import SecretRef
 from broker.kube.verify import ClusterTokenVerifier
 from broker.policy import Grant, Policy
@@ -35,11 +36,6 @@ from broker.policy import Grant, Policy
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kube-token-broker"}
-ROLE_LABEL = "token-broker.io/role"
-TOKEN_ID_LABEL = "token-broker.io/token-id"
-EXPIRES_ANNOTATION = "token-broker.io/expires-at"
-CALLER_ANNOTATION = "token-broker.io/caller"
 
 # A legacy Secret token is written asynchronously by the token controller; wait this long at most.
 LEGACY_WAIT_SECONDS = 10.0
@@ -50,7 +46,7 @@ class ClusterHandle:
     """One configured cluster as the issuer uses it."""
 
     name: str
-    client: ClusterClient
+    client: Cluster
     verifier: ClusterTokenVerifier
     # what a rendered kubeconfig points at (config override, else the broker's own view of the cluster)
     server_url: str
@@ -119,7 +115,7 @@ class Issuer:
     async def ready(self) -> list[str]:
         async def probe_cluster(handle: ClusterHandle) -> str | None:
             try:
-                await handle.client.ping()
+                await handle.client.discovery.ping()
             except BrokerError:
                 return f"cluster {handle.name}"
             return None
@@ -307,13 +303,13 @@ class Issuer:
             # only for a caller who may use the role here: a refused one costs the API server nothing
             assert match.role is not None and match.namespace is not None
             cluster = self._clusters[match.role.role.cluster]
-            labels = await cluster.client.namespace_labels(match.namespace)
+            labels = await cluster.client.discovery.namespace_labels(match.namespace)
         audiences = list(req.audiences) if req.audiences is not None else None
         return policy.grant(match, req.ttl_seconds, audiences, labels)
 
     async def _ensure_account(self, cluster: ClusterHandle, grant: Grant) -> str:
         role = grant.role
-        sa = await cluster.client.ensure_service_account(
+        sa = await cluster.client.accounts.ensure(
             grant.namespace,
             role.service_account,
             labels={**MANAGED_BY, **role.service_account_labels},
@@ -335,7 +331,7 @@ class Issuer:
         secret: SecretRef | None = None
         if role.revocable:
             expires = self._clock() + timedelta(seconds=grant.ttl_seconds)
-            secret = await cluster.client.create_binding_secret(
+            secret = await cluster.client.secrets.create_binding(
                 grant.namespace,
                 service_account=role.service_account,
                 # the token-id label is how start-up repair finds this Secret for a pending record
@@ -343,7 +339,7 @@ class Issuer:
                 annotations={EXPIRES_ANNOTATION: format_time(expires), CALLER_ANNOTATION: caller.user},
             )
         try:
-            response = await cluster.client.request_token(
+            response = await cluster.client.tokens.request(
                 grant.namespace,
                 role.service_account,
                 audiences=grant.audiences,
@@ -376,7 +372,7 @@ class Issuer:
     async def _mint_legacy(self, cluster: ClusterHandle, caller: Caller, grant: Grant) -> _Minted:
         role = grant.role
         await self._ensure_account(cluster, grant)
-        legacy = await cluster.client.legacy_secret_token(
+        legacy = await cluster.client.legacy.token(
             grant.namespace,
             role.service_account,
             wait_timeout=self._legacy_wait,
@@ -405,7 +401,7 @@ class Issuer:
         """Delete a binding Secret of an issuance that failed; False when it may still exist."""
         try:
             # shielded: a cancelled request must still clean up what it created
-            await asyncio.shield(cluster.client.delete_secret(secret.namespace, secret.name, uid=secret.uid))
+            await asyncio.shield(cluster.client.secrets.delete(secret.namespace, secret.name, uid=secret.uid))
         except (BrokerError, asyncio.CancelledError):
             log.warning(
                 "could not delete a binding Secret after a failed issuance; start-up or janitor repair will",

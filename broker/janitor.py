@@ -29,15 +29,15 @@ from broker.audit.records import AuditRecord, utc_now
 from broker.audit.store import MAX_PAGE, AuditFilter, AuditStore
 from broker.domain.errors import BrokerError
 from broker.domain.roles import Role
-from broker.issuer import MANAGED_BY, TOKEN_ID_LABEL
-from broker.kube.client import ClusterClient
+from broker.kube import Cluster
+from broker.kube.labels import MANAGED_BY, TOKEN_ID_LABEL
 from broker.leader import LeaseElector, NotLeader
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Clusters = Mapping[str, ClusterClient]
+Clusters = Mapping[str, Cluster]
 ClusterSource = Clusters | Callable[[], Clusters]
 
 REPAIR_REASON = "broker stopped during issuance; bound Secret deleted"
@@ -302,7 +302,7 @@ class Janitor:
             async with gate:
                 try:
                     return await self._act(
-                        lambda: client.delete_secret(secret.namespace, secret.name, uid=secret.uid or None)
+                        lambda: client.secrets.delete(secret.namespace, secret.name, uid=secret.uid or None)
                     )
                 except NotLeader:
                     lost = True
@@ -392,7 +392,7 @@ class Janitor:
         client = clusters.get(cluster)
         if client is None:
             return False
-        found = await self._act(lambda: client.get_service_account(namespace, account))
+        found = await self._act(lambda: client.accounts.get(namespace, account))
         if found is None:
             return False
         labels = _labels(found)
@@ -404,7 +404,7 @@ class Janitor:
             )
             return False
         uid = _uid(found)
-        deleted = await self._act(lambda: client.delete_service_account(namespace, account, uid=uid))
+        deleted = await self._act(lambda: client.accounts.delete(namespace, account, uid=uid))
         if deleted:
             log.info(
                 "deleted ephemeral service account: its last token ended",
@@ -473,7 +473,7 @@ class Janitor:
         try:
             if secret is not None:
                 await self._act(
-                    lambda: client.delete_secret(secret.namespace, secret.name, uid=secret.uid or None),
+                    lambda: client.secrets.delete(secret.namespace, secret.name, uid=secret.uid or None),
                     guarded=guarded,
                 )
             if record.namespace:
@@ -481,7 +481,7 @@ class Janitor:
                 # find the Secret by the token id the issuer labelled it with
                 selector = f"{TOKEN_ID_LABEL}={record.id}"
                 await self._act(
-                    lambda: client.delete_secrets_labelled(record.namespace, selector), guarded=guarded
+                    lambda: client.secrets.delete_labelled(record.namespace, selector), guarded=guarded
                 )
             aborted = await self._act(
                 lambda: self._store.fail_issuance(

@@ -28,7 +28,7 @@ from typing import Any
 
 from broker._kits.rfc3339 import format_time
 from broker.domain.errors import BrokerError
-from broker.kube.client import ClusterClient, LeaseConflict
+from broker.kube import Cluster, LeaseConflict
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class LeaseElector:
 
     def __init__(
         self,
-        client: ClusterClient,
+        client: Cluster,
         *,
         namespace: str,
         name: str,
@@ -200,13 +200,13 @@ class LeaseElector:
         try:
             if self._leader and self._lease is not None and self.holder == self.identity:
                 try:
-                    self._succeeded(await self._client.update_lease(*self._key, self._renewal(now)), started)
+                    self._succeeded(await self._client.leases.update(*self._key, self._renewal(now)), started)
                     return True
                 except LeaseConflict:
                     pass  # somebody else wrote the Lease: read it to find out who
-            current = await self._client.get_lease(*self._key)
+            current = await self._client.leases.get(*self._key)
             if current is None:
-                created = await self._client.create_lease(self.namespace, self._fresh(now))
+                created = await self._client.leases.create(self.namespace, self._fresh(now))
                 self._succeeded(created, started)
                 return True
             self._observe(current)
@@ -217,7 +217,7 @@ class LeaseElector:
                 if not self._expired(current):
                     return False
             self._succeeded(
-                await self._client.update_lease(*self._key, self._takeover(current, now)), started
+                await self._client.leases.update(*self._key, self._takeover(current, now)), started
             )
             return True
         except LeaseConflict:
@@ -349,7 +349,7 @@ class LeaseElector:
         }
         try:
             async with asyncio.timeout(self.renew_deadline):
-                released = await self._client.update_lease(
+                released = await self._client.leases.update(
                     *self._key, self._body(dict(_metadata(lease)), spec)
                 )
         except (LeaseConflict, BrokerError, TimeoutError) as exc:

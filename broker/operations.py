@@ -245,7 +245,7 @@ class Operations:
                 f"configured; delete Secret {secret.namespace}/{secret.name} there to revoke it",
             )
         # a uid precondition: a Secret re-created under the same name is someone else's and stays
-        deleted = await handle.client.delete_secret(secret.namespace, secret.name, uid=secret.uid or None)
+        deleted = await handle.client.secrets.delete(secret.namespace, secret.name, uid=secret.uid or None)
         event = await self._store.mark_revoked(token_id, by=caller.user, at=self._clock(), reason=reason)
         if event is not None:
             # counted once per token: a concurrent DELETE of the same token finds it no longer issued (None)

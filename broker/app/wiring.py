@@ -17,7 +17,7 @@ from broker.callers.mtls import MtlsAuthenticator
 from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings, issuer_ssl_context
 from broker.domain.roles import GrantRule, RateLimit, Role
 from broker.issuer import ClusterHandle
-from broker.kube.client import ClusterClient
+from broker.kube import Cluster
 from broker.kube.verify import ClusterTokenVerifier
 from broker.policy import Policy
 from broker.settings import BrokerConfig, GrantConfig, OidcIssuerConfig, RateLimitConfig, RoleConfig
@@ -92,7 +92,7 @@ def authenticators_from(
 
         def reviewer() -> TokenReviewer | None:
             handle = clusters().get(name)
-            return handle.client if handle is not None else None
+            return handle.client.reviews if handle is not None else None
 
         found.append(
             TokenReviewAuthenticator(
@@ -106,14 +106,16 @@ async def connect_clusters(cfg: BrokerConfig) -> dict[str, ClusterHandle]:
     handles: dict[str, ClusterHandle] = {}
     try:
         for cluster in cfg.clusters:
-            client = await ClusterClient.create(
+            client = await Cluster.connect(
                 cluster.name,
                 kubeconfig=cluster.kubeconfig,
                 context=cluster.context,
                 in_cluster=cluster.in_cluster,
                 request_timeout=cluster.request_timeout_seconds,
             )
-            verifier = ClusterTokenVerifier(client, issuer=cluster.issuer, jwks_uri=cluster.jwks_uri)
+            verifier = ClusterTokenVerifier(
+                client.discovery, issuer=cluster.issuer, jwks_uri=cluster.jwks_uri
+            )
             ca_pem = cluster.ca_file.read_bytes() if cluster.ca_file else client.ca_pem
             handles[cluster.name] = ClusterHandle(
                 cluster.name, client, verifier, cluster.server or client.server_url, ca_pem

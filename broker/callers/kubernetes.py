@@ -22,14 +22,14 @@ from broker.callers.bearer import bearer_jwt
 from broker.domain.errors import ErrorKind, unauthenticated, unavailable, upstream_refused
 from broker.domain.identity import Caller
 
-TOKEN_REVIEWS_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 _MAX_ERROR = 300
 
 
 class TokenReviewer(Protocol):
-    """What this authenticator needs of a cluster (ClusterClient has it): one POST, errors as BrokerError."""
+    """What this authenticator needs of a cluster (kube.Reviews has it): one TokenReview, errors as
+    BrokerError; the answer as the API server gave it."""
 
-    async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def review(self, token: str, audiences: Sequence[str]) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,8 @@ class TokenReviewAuthenticator:
         if client is None:
             raise unavailable(f"{where} that reviews service-account tokens is not connected yet")
         self.reviews += 1
-        answer = await client.post_json(
-            TOKEN_REVIEWS_PATH,
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenReview",
-                "spec": {"token": token, "audiences": list(self._audiences)},
-            },
-        )
+        answer = await client.review(token, self._audiences)
+
         # the answer echoes the token in spec: read status only, and never log the answer
         status = answer.get("status")
         if not isinstance(status, dict):

@@ -1,13 +1,18 @@
-"""The broker's Kubernetes side: one ClusterClient per cluster, and verification of the tokens it returns.
+"""The broker's Kubernetes side: one Cluster per configured cluster (its API and one small module per resource),
+and verification of the tokens it returns.
 
 Knows nothing of callers, policy, HTTP or configuration: everything comes in as plain parameters.
 """
 
-from .client import BINDING_SA_ANNOTATION, LEGACY_FOR_LABEL, ClusterClient, parse_warnings
-from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeTransportError, missing_permission, to_broker_error
+from .api import KubeApi, Transport, to_broker_error
+from .cluster import Cluster
+from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeTransportError, missing_permission
+from .labels import BINDING_SA_ANNOTATION, LEGACY_FOR_LABEL
+from .leases import LeaseConflict
 from .objects import LegacyToken, SecretRef, ServiceAccountRef, TokenResponse
 from .retry import RetryPolicy
-from .transport import ClusterConfigError, InClusterFiles
+from .tokens import parse_warnings
+from .transport import ClusterConfigError, InClusterFiles, Response
 from .verify import (
     LEGACY_ISSUER,
     ClusterTokenVerifier,
@@ -21,17 +26,21 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "LEGACY_FOR_LABEL",
     "LEGACY_ISSUER",
-    "ClusterClient",
+    "Cluster",
     "ClusterConfigError",
     "ClusterTokenVerifier",
     "InClusterFiles",
+    "KubeApi",
     "KubeApiError",
     "KubeTransportError",
+    "LeaseConflict",
     "LegacyToken",
+    "Response",
     "RetryPolicy",
     "SecretRef",
     "ServiceAccountRef",
     "TokenResponse",
+    "Transport",
     "VerifiedLegacyToken",
     "VerifiedToken",
     "missing_permission",

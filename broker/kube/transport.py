@@ -214,7 +214,7 @@ class Response:
     body: dict[str, Any]
 
 
-class Transport:
+class HttpTransport:
     """One aiohttp session per cluster; every call has a timeout; non-2xx raises KubeApiError."""
 
     def __init__(
@@ -249,22 +249,43 @@ class Transport:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
-        refresh_on_401: bool = True,
         accept: str | None = None,
+        refresh_on_401: bool = True,
     ) -> Response:
         """`path` starts with "/" and is relative to the server URL: credentials never go to another origin."""
+        if not path.startswith("/"):
+            raise ValueError(f"not a server path: {path!r}")
+        creds = self.connection.credentials
+        status, headers, raw = await self._send(method, path, body, params, accept)
+        if status >= 400:
+            if status == 401 and creds.dynamic and refresh_on_401:
+                creds.invalidate()
+                return await self.request(
+                    method, path, body=body, params=params, accept=accept, refresh_on_401=False
+                )
+            raise parse_failure(status, headers, raw, method=method, path=path)
+        if log.isEnabledFor(logging.DEBUG):
+            # never the body: a TokenRequest answer holds the token
+            log.debug("%s %s → %d (%d bytes)", method, path, status, len(raw))
+        return Response(status, headers, _json_object(raw, status, method, path))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        accept: str | None,
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         creds = self.connection.credentials
         auth = await creds.header() if creds.dynamic else self._static_auth
         headers = {"Authorization": auth} if auth else {}
         if accept:
             headers["Accept"] = accept
-        if not path.startswith("/"):
-            raise ValueError(f"not a server path: {path!r}")
-        url = self._base + path
         try:
             async with self._session.request(
                 method,
-                url,
+                self._base + path,
                 json=body,
                 params=params,
                 headers=headers,
@@ -272,34 +293,23 @@ class Transport:
                 proxy_headers=self.connection.proxy_headers,
                 server_hostname=self.connection.server_hostname,
             ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                resp_headers = resp.headers
+                return resp.status, resp.headers, await resp.read()
         except TimeoutError as exc:
             raise KubeTransportError("timeout", "no answer within the request timeout", method, path) from exc
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise KubeTransportError("tls", _safe(exc), method, path) from exc
-        except aiohttp.ClientSSLError as exc:
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             raise KubeTransportError("tls", _safe(exc), method, path) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise KubeTransportError("connection", _safe(exc), method, path) from exc
-        if status >= 400:
-            if status == 401 and creds.dynamic and refresh_on_401:
-                creds.invalidate()
-                return await self.request(
-                    method, path, body=body, params=params, refresh_on_401=False, accept=accept
-                )
-            raise parse_failure(status, resp_headers, raw, method=method, path=path)
-        if log.isEnabledFor(logging.DEBUG):
-            # never the body: a TokenRequest answer holds the token
-            log.debug("%s %s → %d (%d bytes)", method, path, status, len(raw))
-        try:
-            parsed = json.loads(raw) if raw else {}
-        except ValueError as exc:
-            raise KubeTransportError("protocol", f"the answer is not JSON ({status})", method, path) from exc
-        if not isinstance(parsed, dict):
-            raise KubeTransportError("protocol", f"the answer is not a JSON object ({status})", method, path)
-        return Response(status, resp_headers, parsed)
+
+
+def _json_object(raw: bytes, status: int, method: str, path: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise KubeTransportError("protocol", f"the answer is not JSON ({status})", method, path) from exc
+    if not isinstance(parsed, dict):
+        raise KubeTransportError("protocol", f"the answer is not a JSON object ({status})", method, path)
+    return parsed
 
 
 def _safe(exc: BaseException) -> str:

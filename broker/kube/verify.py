@@ -30,11 +30,11 @@ _LEGACY = "kubernetes.io/serviceaccount/"
 
 
 class TokenSource(Protocol):
-    """What the verifier needs from a cluster (ClusterClient has both)."""
+    """What the verifier needs from a cluster (its Discovery has both)."""
 
     async def discover_issuer(self) -> tuple[str, str]: ...
 
-    async def fetch_jwks_with_max_age(self, uri: str) -> tuple[dict[str, Any], float | None]: ...
+    async def fetch_jwks(self, uri: str) -> tuple[dict[str, Any], float | None]: ...
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,46 @@ def _refuse(why: str) -> BrokerError:
 
 def _time(value: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(value), dt.UTC)
+
+
+def _audiences(claims: Mapping[str, Any], expected: Sequence[str]) -> tuple[str, ...]:
+    aud = claims["aud"]
+    audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
+    if not audiences or not all(isinstance(a, str) for a in audiences):
+        raise _refuse("no audience")
+    missing = [a for a in expected if a not in audiences]
+    if missing:
+        raise _refuse(f"audiences {list(audiences)} lack {missing}")
+    return audiences
+
+
+def _bindings(
+    claims: Mapping[str, Any], namespace: str, name: str, expected_secret: SecretRef | None
+) -> tuple[str, str | None, str | None]:
+    """(service account uid, bound Secret name, its uid) from the kubernetes.io claim, checked."""
+    kube = claims.get("kubernetes.io")
+    if not isinstance(kube, dict):
+        raise _refuse("no kubernetes.io claim")
+    if kube.get("namespace") != namespace:
+        raise _refuse(f"namespace claim {kube.get('namespace')!r} is not {namespace!r}")
+    account = kube.get("serviceaccount")
+    if not isinstance(account, dict) or account.get("name") != name or not account.get("uid"):
+        raise _refuse(f"service account claim does not name {namespace}/{name}")
+    if kube.get("pod") is not None or kube.get("node") is not None:
+        raise _refuse("it is bound to a pod or node, not what the broker asked for")
+    secret = kube.get("secret")
+    if expected_secret is None:
+        if secret is not None:
+            raise _refuse("it is bound to a secret the broker did not ask for")
+        return str(account["uid"]), None, None
+    if not isinstance(secret, dict):
+        raise _refuse(f"it is not bound to secret {expected_secret.name!r}")
+    secret_name, secret_uid = secret.get("name"), secret.get("uid")
+    if expected_secret.namespace != namespace or secret_name != expected_secret.name:
+        raise _refuse(f"it is bound to secret {secret_name!r}, not {expected_secret.name!r}")
+    if expected_secret.uid and secret_uid != expected_secret.uid:
+        raise _refuse(f"it is bound to another secret {expected_secret.name!r} (uid differs)")
+    return str(account["uid"]), secret_name, secret_uid
 
 
 class ClusterTokenVerifier:
@@ -144,7 +184,7 @@ class ClusterTokenVerifier:
             else:
                 self._jwks_uri = "/openid/v1/jwks"
         assert self._jwks_uri is not None
-        return await self._source.fetch_jwks_with_max_age(self._jwks_uri)
+        return await self._source.fetch_jwks(self._jwks_uri)
 
     async def refresh(self) -> None:
         """Refetch the signing keys now (for a background refresher); raises BrokerError 503 when unreachable."""
@@ -187,50 +227,14 @@ class ClusterTokenVerifier:
         claims = await self._decode(
             token, issuer=await self.issuer(), require=["exp", "iat", "iss", "aud", "sub", "jti"]
         )
-        aud = claims["aud"]
-        audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
-        if not audiences or not all(isinstance(a, str) for a in audiences):
-            raise _refuse("no audience")
-        missing = [a for a in expected_audiences if a not in audiences]
-        if missing:
-            raise _refuse(f"audiences {list(audiences)} lack {missing}")
+        audiences = _audiences(claims, expected_audiences)
         if claims["sub"] != expected_subject:
             raise _refuse(f"subject {claims['sub']!r} is not {expected_subject!r}")
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise _refuse("no token id (jti)")
-        try:
-            issued_at, expires_at = _time(claims["iat"]), _time(claims["exp"])
-            not_before = _time(claims["nbf"]) if "nbf" in claims else None
-        except (TypeError, ValueError, OverflowError):
-            raise _refuse("exp, iat or nbf is not a number") from None
-        lifetime = (expires_at - issued_at).total_seconds()
-        if abs(lifetime - expected_ttl_seconds) > self._ttl_tolerance:
-            raise _refuse(f"it lives {lifetime:.0f} s, not the {expected_ttl_seconds} s granted")
-        kube = claims.get("kubernetes.io")
-        if not isinstance(kube, dict):
-            raise _refuse("no kubernetes.io claim")
-        if kube.get("namespace") != namespace:
-            raise _refuse(f"namespace claim {kube.get('namespace')!r} is not {namespace!r}")
-        account = kube.get("serviceaccount")
-        if not isinstance(account, dict) or account.get("name") != name or not account.get("uid"):
-            raise _refuse(f"service account claim does not name {namespace}/{name}")
-        secret = kube.get("secret")
-        if kube.get("pod") is not None or kube.get("node") is not None:
-            raise _refuse("it is bound to a pod or node, not what the broker asked for")
-        secret_name: str | None = None
-        secret_uid: str | None = None
-        if expected_secret is None:
-            if secret is not None:
-                raise _refuse("it is bound to a secret the broker did not ask for")
-        else:
-            if not isinstance(secret, dict):
-                raise _refuse(f"it is not bound to secret {expected_secret.name!r}")
-            secret_name, secret_uid = secret.get("name"), secret.get("uid")
-            if expected_secret.namespace != namespace or secret_name != expected_secret.name:
-                raise _refuse(f"it is bound to secret {secret_name!r}, not {expected_secret.name!r}")
-            if expected_secret.uid and secret_uid != expected_secret.uid:
-                raise _refuse(f"it is bound to another secret {expected_secret.name!r} (uid differs)")
+        issued_at, expires_at, not_before = self._lifetime(claims, expected_ttl_seconds)
+        account_uid, secret_name, secret_uid = _bindings(claims, namespace, name, expected_secret)
         return VerifiedToken(
             jti=jti,
             issued_at=issued_at,
@@ -241,11 +245,24 @@ class ClusterTokenVerifier:
             issuer=str(claims["iss"]),
             namespace=namespace,
             service_account_name=name,
-            service_account_uid=str(account["uid"]),
+            service_account_uid=account_uid,
             bound_secret_name=secret_name,
             bound_secret_uid=secret_uid,
             claims=claims,
         )
+
+    def _lifetime(
+        self, claims: Mapping[str, Any], expected_ttl_seconds: int
+    ) -> tuple[dt.datetime, dt.datetime, dt.datetime | None]:
+        try:
+            issued_at, expires_at = _time(claims["iat"]), _time(claims["exp"])
+            not_before = _time(claims["nbf"]) if "nbf" in claims else None
+        except (TypeError, ValueError, OverflowError):
+            raise _refuse("exp, iat or nbf is not a number") from None
+        lifetime = (expires_at - issued_at).total_seconds()
+        if abs(lifetime - expected_ttl_seconds) > self._ttl_tolerance:
+            raise _refuse(f"it lives {lifetime:.0f} s, not the {expected_ttl_seconds} s granted")
+        return issued_at, expires_at, not_before
 
     async def verify_legacy(self, token: str, *, namespace: str, service_account: str) -> VerifiedLegacyToken:
         """Verify a Secret-based legacy token: signature, iss "kubernetes/serviceaccount", sub and the

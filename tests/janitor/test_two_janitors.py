@@ -31,7 +31,7 @@ from janitor_support import (
 
 from broker.audit import SqlAuditStore
 from broker.janitor import Janitor, SweepResult
-from broker.kube import ClusterClient, RetryPolicy
+from broker.kube import Cluster, RetryPolicy
 from broker.leader import LeaseElector
 from kubesim import KubeSim
 
@@ -90,7 +90,7 @@ async def make_replica(
 ) -> Replica:
     relay = await Relay(kubesim).start()
     relays.append(relay)
-    client: ClusterClient = await make_client(
+    client: Cluster = await make_client(
         relay.kubeconfig(kubesim, tmp_path / f"{name}.kubeconfig"), request_timeout=3.0, retry=QUICK
     )
     elector = LeaseElector(
@@ -134,7 +134,7 @@ async def wait_for_leader(replicas: list[Replica], *, other_than: Replica | None
 
 async def test_two_janitors_never_both_act(
     kubesim: KubeSim,
-    admin: ClusterClient,
+    admin: Cluster,
     store: SqlAuditStore,
     make_client: MakeClient,
     tmp_path: Path,

@@ -93,7 +93,7 @@ class StaticSource:
     async def discover_issuer(self) -> tuple[str, str]:
         return ISSUER, ISSUER + "/openid/v1/jwks"
 
-    async def fetch_jwks_with_max_age(self, uri: str) -> tuple[dict[str, Any], float | None]:
+    async def fetch_jwks(self, uri: str) -> tuple[dict[str, Any], float | None]:
         self.fetches += 1
         if self.fail is not None:
             raise self.fail

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops_tools import CHART, NAMESPACE, REPO, documents, helm, load_values, notes, only, render
 
-from broker.rbac_manifest import broker_rules
+from broker.kube.rbac import broker_rules
 from broker.settings import (
     ApiKeyConfig,
     AuditSettings,

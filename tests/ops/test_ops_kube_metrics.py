@@ -25,7 +25,7 @@ from broker.audit.store import AuditStore
 from broker.callers.oidc import OidcIssuer, OidcSettings
 from broker.domain.errors import BrokerError, unavailable
 from broker.janitor import Janitor
-from broker.kube import ClusterClient
+from broker.kube import Cluster
 from broker.kube.request_labels import request_labels
 from broker.kube.verify import ClusterTokenVerifier
 from broker.leader import LeaseElector
@@ -146,24 +146,26 @@ async def test_every_round_trip_is_counted_with_its_code(kubesim: KubeSim) -> No
         delta(kube_count, *labels)
     delta(kube_observed, "create", "serviceaccounts/token")
 
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         "sim", kubeconfig=kubesim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     )
     async with client:
         account = f"metrics-{uuid.uuid4().hex[:8]}"
-        await client.ensure_service_account(NS, account)  # GET 404, then POST 201
-        secret = await client.create_binding_secret(NS, service_account=account)
+        await client.accounts.ensure(NS, account)  # GET 404, then POST 201
+        secret = await client.secrets.create_binding(NS, service_account=account)
         for _ in range(2):
-            await client.request_token(NS, account, audiences=[], expiration_seconds=600, bound_secret=secret)
-        assert await client.delete_secret(NS, secret.name)
-        assert not await client.delete_secret(NS, secret.name)  # already gone: 404
-        await client.ping()
-        await client.discover_issuer()
-        await client.fetch_jwks()
+            await client.tokens.request(
+                NS, account, audiences=[], expiration_seconds=600, bound_secret=secret
+            )
+        assert await client.secrets.delete(NS, secret.name)
+        assert not await client.secrets.delete(NS, secret.name)  # already gone: 404
+        await client.discovery.ping()
+        await client.discovery.discover_issuer()
+        await client.discovery.fetch_jwks()
         await kubesim.stop()
         # no answer at all: code "error" (ping does not retry)
         with pytest.raises(BrokerError):
-            await client.ping()
+            await client.discovery.ping()
 
     assert {labels: delta(kube_count, *labels) for labels in watched} == {
         ("get", "serviceaccounts", "404"): 1,
@@ -190,11 +192,11 @@ async def test_cluster_jwks_refreshes_are_counted_once_per_fetch(kubesim: KubeSi
     delta = Delta()
     delta(jwks_count, "cluster", "success")
     delta(kube_count, "get", "jwks", "200")
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         "sim", kubeconfig=kubesim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     )
     async with client:
-        verifier = ClusterTokenVerifier(client)
+        verifier = ClusterTokenVerifier(client.discovery)
         await verifier.refresh()
         await verifier.refresh()
     assert delta(jwks_count, "cluster", "success") == 2
@@ -296,7 +298,7 @@ async def test_the_leader_publishes_live_tokens_by_role(
 
 async def test_a_replica_that_does_not_lead_reports_nothing(tmp_path: Path, kubesim: KubeSim) -> None:
     store = await open_store(tmp_path)
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         "sim", kubeconfig=kubesim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     )
     try:

@@ -1,6 +1,6 @@
 """A real broker HTTP edge (TLS, client certificates, API keys) with real Operations over a real SQLite audit
 store and a real simulated cluster. Only the issuer is a stand-in: records are written through the store API,
-tokens are minted through ClusterClient against the simulator, exactly the calls the issuer makes.
+tokens are minted through Cluster against the simulator, exactly the calls the issuer makes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from broker.domain.errors import ErrorKind, forbidden
 from broker.domain.identity import Caller
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
 from broker.issuer import ClusterHandle, token_sha256
-from broker.kube import ClusterClient, ClusterTokenVerifier, RetryPolicy
+from broker.kube import Cluster, ClusterTokenVerifier, RetryPolicy
 from broker.operations import Operations
 from broker.settings import AuditSettings
 from kubesim import KubeSim
@@ -106,7 +106,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlAuditStore]:
 @pytest.fixture
 async def cluster(kubesim: KubeSim) -> AsyncIterator[ClusterHandle]:
     assert kubesim.admin_kubeconfig is not None
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         CLUSTER,
         kubeconfig=kubesim.admin_kubeconfig,
         context=None,
@@ -114,7 +114,7 @@ async def cluster(kubesim: KubeSim) -> AsyncIterator[ClusterHandle]:
         request_timeout=5.0,
         retry=FAST_RETRY,
     )
-    verifier = ClusterTokenVerifier(client, refetch_cooldown=0)
+    verifier = ClusterTokenVerifier(client.discovery, refetch_cooldown=0)
     yield ClusterHandle(CLUSTER, client, verifier, client.server_url, client.ca_pem)
     await client.close()
 
@@ -293,10 +293,10 @@ async def mint(
 ) -> Minted:
     """A real token from the simulator (bound to a fresh Secret when `bind`), recorded as the issuer does."""
     client = handle.client
-    await client.ensure_service_account(NS, SA)
-    secret = await client.create_binding_secret(NS, service_account=SA) if bind else None
+    await client.accounts.ensure(NS, SA)
+    secret = await client.secrets.create_binding(NS, service_account=SA) if bind else None
     # empty audiences: the API audiences, so the token works against the simulator itself
-    response = await client.request_token(NS, SA, audiences=[], expiration_seconds=600, bound_secret=secret)
+    response = await client.tokens.request(NS, SA, audiences=[], expiration_seconds=600, bound_secret=secret)
     claims = decode_unverified(response.token).claims
     issued_at = datetime.fromtimestamp(claims["iat"], UTC)
     record = await record_issued(
@@ -316,7 +316,7 @@ async def mint(
 
 async def token_review(handle: ClusterHandle, token: str) -> dict[str, Any]:
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-    answer = await handle.client.post_json("/apis/authentication.k8s.io/v1/tokenreviews", body)
+    answer = await handle.client.api.post_json("/apis/authentication.k8s.io/v1/tokenreviews", body)
     status: dict[str, Any] = answer["status"]
     return status
 
