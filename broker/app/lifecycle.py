@@ -1,55 +1,37 @@
-"""Wire the broker's components from a config and run them: API listener (TLS), metrics listener,
-TLS file rotation, SIGHUP reload of roles, grants and callers."""
+"""One running broker: its components wired from a config (wiring.py), started and stopped as one — audit
+store, clusters, start-up repair, the janitor and its Lease, the API and metrics listeners, TLS file rotation —
+and SIGHUP reload of roles, grants and callers."""
 
 from __future__ import annotations
 
 import asyncio
-import asyncio.sslproto
 import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
-from cryptography import x509
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from broker import metrics
+from broker.app.listeners import Listeners, bound_tls_read_buffers, reloading_tls, serve_api, serve_metrics
 from broker.app.stores import open_store
-from broker.app.wiring import authenticators_from, connect_clusters, policy_from
-from broker.audit import AuditStore
+from broker.app.wiring import authenticators_from, connect_clusters, elector_from, http_app_from, policy_from
 from broker.audit.records import utc_now
+from broker.audit.store import AuditStore
+from broker.background.janitor import Janitor
+from broker.background.leader import LeaseElector
 from broker.callers.chain import AuthenticatorChain
 from broker.domain.errors import BrokerError
-from broker.http.access_log import RedactingAccessLogger
-from broker.http.limits import CallerRateLimits
-from broker.http.routes import build_http_app
-from broker.http.tls import server_ssl_context
-from broker.issuer import ClusterHandle, Issuer
-from broker.janitor import Janitor, SweepResult
-from broker.leader import LeaseElector, default_identity
-from broker.operations import Operations
+from broker.http.tls_reload import ReloadingServerTLS
 from broker.policy import Policy
-from broker.settings import BrokerConfig, ConfigError, load_config, split_host_port
-from broker.tls_reload import ReloadingServerTLS
+from broker.settings import BrokerConfig, ConfigError, load_config
+from broker.usecases.clusters import ClusterHandle
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Listeners:
-    api_url: str
-    metrics_url: str
-
-
-def _bound_tls_read_buffers() -> None:
-    """asyncio gives every TLS connection a 256 KiB read buffer (SSLProtocol.max_size, a class attribute
-    meant to be tuned). With 1,000 callers that alone was most of a 516 MB peak; 16 KiB — one TLS record —
-    measured 271 MB with no CPU cost (bench/ load section)."""
-    asyncio.sslproto.SSLProtocol.max_size = 16 * 1024
+__all__ = ["Broker", "Listeners", "serve_until_signalled"]
 
 
 class Broker:
@@ -103,93 +85,52 @@ class Broker:
             raise
 
     async def _start(self) -> Listeners:
-        _bound_tls_read_buffers()
-        server = self.config.server
+        bound_tls_read_buffers()
         # fail closed: without an audit store nothing may be issued, so a broker that cannot open one does
         # not start (migrations run here)
-        self.store = open_store(self.config.audit)
-        await self.store.open()
-        self._closers.append(self.store.close)
+        store = self.store = open_store(self.config.audit)
+        await store.open()
+        self._closers.append(store.close)
         self._clusters = await connect_clusters(self.config)
-        settings = self.config.janitor
-        if settings.enabled:
-            self.elector = LeaseElector(
-                self._clusters[self.config.janitor_cluster].client,
-                namespace=settings.lease_namespace,
-                name=settings.lease_name,
-                identity=default_identity(),
-                lease_duration=settings.lease_duration_seconds,
-                renew_deadline=settings.renew_deadline_seconds,
-                retry_period=settings.retry_period_seconds,
-                on_change=metrics.set_janitor_leader,
-            )
-        self.janitor = Janitor(
-            self.store,
-            lambda: {name: handle.client for name, handle in self._clusters.items()},
-            self.elector,
-            interval=self.config.janitor.interval_seconds,
-            roles=lambda: self._policy.roles,
-            on_sweep=_sweep_metrics,
-        )
-        # no token may stay valid without a completed record: every replica, before it serves, resolves the
-        # pending records a crash left (their bound Secrets are deleted, the records marked aborted)
-        repaired = await self.janitor.repair_pending(
-            utc_now() - timedelta(seconds=self.config.janitor.repair_after_seconds)
-        )
-        if repaired:
-            log.warning("repaired interrupted issuances", extra={"count": repaired})
-        issuer = Issuer(
-            lambda: self._policy, self._clusters, self.store, early_revocation=self.config.janitor.enabled
-        )
-        operations = Operations(self.store, self._clusters, lambda: self.config.auth.operator_groups)
-        app = build_http_app(
-            authenticator=self._chain,
-            issuer=issuer,
-            operations=operations,
-            max_body_bytes=server.max_body_bytes,
-            rate_limits=CallerRateLimits(
-                lambda: self._policy, on_limited=lambda _method, _user, _scope: metrics.rate_limited_request()
-            ),
-        )
-
-        tls_files = [server.tls_cert, server.tls_key] + ([server.client_ca] if server.client_ca else [])
-        self.tls = ReloadingServerTLS(
-            tls_files,
-            lambda: server_ssl_context(server.tls_cert, server.tls_key, server.client_ca),
-            on_reload=lambda: publish_tls_expiry(server.tls_cert, server.client_ca),
-        )
-        publish_tls_expiry(server.tls_cert, server.client_ca)
-        metrics.declare_roles(r.name for r in self.config.roles)
-        api_runner = web.AppRunner(
-            app, access_log_class=RedactingAccessLogger, shutdown_timeout=server.shutdown_grace_seconds
-        )
-        await api_runner.setup()
-        self._runners.append(api_runner)
-        host, port = split_host_port(server.listen)
-        api_site = web.TCPSite(api_runner, host, port, ssl_context=self.tls.context)
-        await api_site.start()
-
-        metrics_app = web.Application()
-        metrics_app.router.add_get("/metrics", make_aiohttp_handler())
-        metrics_runner = web.AppRunner(metrics_app, access_log=None)
-        await metrics_runner.setup()
-        self._runners.append(metrics_runner)
-        mhost, mport = split_host_port(server.metrics_listen)
-        metrics_site = web.TCPSite(metrics_runner, mhost, mport)
-        await metrics_site.start()
-
-        self._tasks.append(asyncio.create_task(self.tls.watch(server.tls_reload_interval_seconds)))
-        await self._start_janitor()
-        self.listeners = Listeners(
-            api_url=f"https://{_bound(api_runner, host)}",
-            metrics_url=f"http://{_bound(metrics_runner, mhost)}",
-        )
+        await self._repair(store)
+        app = http_app_from(lambda: self.config, lambda: self._policy, self._chain, self._clusters, store)
+        self.listeners = await self._listen(app)
+        self._start_janitor()
         log.info(
             "broker listening", extra={"api": self.listeners.api_url, "metrics": self.listeners.metrics_url}
         )
         return self.listeners
 
-    async def _start_janitor(self) -> None:
+    async def _repair(self, store: AuditStore) -> None:
+        """No token may stay valid without a completed record: every replica, before it serves, resolves the
+        pending records a crash left (their bound Secrets are deleted, the records marked aborted)."""
+        settings = self.config.janitor
+        self.elector = elector_from(self.config, self._clusters)
+        self.janitor = Janitor(
+            store,
+            lambda: {name: handle.client for name, handle in self._clusters.items()},
+            self.elector,
+            interval=settings.interval_seconds,
+            roles=lambda: self._policy.roles,
+        )
+        repaired = await self.janitor.repair_pending(
+            utc_now() - timedelta(seconds=settings.repair_after_seconds)
+        )
+        if repaired:
+            log.warning("repaired interrupted issuances", extra={"count": repaired})
+
+    async def _listen(self, app: web.Application) -> Listeners:
+        server = self.config.server
+        self.tls = reloading_tls(server)
+        metrics.declare_roles(r.name for r in self.config.roles)
+        api_runner, api_url = await serve_api(app, server, self.tls)
+        self._runners.append(api_runner)
+        metrics_runner, metrics_url = await serve_metrics(server)
+        self._runners.append(metrics_runner)
+        self._tasks.append(asyncio.create_task(self.tls.watch(server.tls_reload_interval_seconds)))
+        return Listeners(api_url=api_url, metrics_url=metrics_url)
+
+    def _start_janitor(self) -> None:
         if self.elector is None or self.janitor is None:
             return  # [janitor] enabled = false: no sweeps here (and the issuer refuses TTLs below 600 s)
         self._tasks.append(asyncio.create_task(self.elector.run()))
@@ -223,41 +164,6 @@ class Broker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def _sweep_metrics(result: SweepResult) -> None:
-    if not result.leader:
-        return
-    metrics.janitor_run("failure" if result.failed else "success")
-    if result.deleted_secrets:
-        metrics.janitor_deleted("secrets", result.deleted_secrets)
-    if result.deleted_service_accounts:
-        metrics.janitor_deleted("serviceaccounts", result.deleted_service_accounts)
-
-
-def publish_tls_expiry(cert_file: Path, client_ca: Path | None) -> None:
-    """notAfter of the serving certificate and the client CA, for the "certificate expiring soon" alert."""
-    files: tuple[tuple[metrics.CertificateKind, Path | None], ...] = (
-        ("server", cert_file),
-        ("client_ca", client_ca),
-    )
-    for kind, path in files:
-        if path is None:
-            continue
-        try:
-            cert = x509.load_pem_x509_certificate(path.read_bytes())
-        except (OSError, ValueError):
-            continue  # the TLS layer reports unreadable files; the gauge keeps its last value
-        metrics.set_tls_certificate_expiry(kind, cert.not_valid_after_utc)
-
-
-def _bound(runner: web.AppRunner, host: str) -> str:
-    """host:port actually bound (port 0 in the config means an ephemeral port)."""
-    for address in runner.addresses:
-        if isinstance(address, tuple):
-            shown = f"[{address[0]}]" if ":" in str(address[0]) else str(address[0])
-            return f"{shown}:{address[1]}"
-    return host
 
 
 async def serve_until_signalled(broker: Broker) -> None:

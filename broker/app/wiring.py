@@ -7,20 +7,32 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from aiohttp import web
 from pydantic import BaseModel
 
+from broker import metrics
+from broker.audit.store import AuditStore
+from broker.background.leader import LeaseElector, default_identity
 from broker.callers.api_key import ApiKeyAuthenticator
 from broker.callers.base import Authenticator
+from broker.callers.chain import AuthenticatorChain
 from broker.callers.json_fetch import JsonFetcher
 from broker.callers.kubernetes import TokenReviewAuthenticator, TokenReviewer
 from broker.callers.mtls import MtlsAuthenticator
 from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings, issuer_ssl_context
 from broker.domain.roles import GrantRule, RateLimit, Role
-from broker.issuer import ClusterHandle
+from broker.http.routes import build_http_app
 from broker.kube import Cluster
 from broker.kube.verify import ClusterTokenVerifier
 from broker.policy import Policy
 from broker.settings import BrokerConfig, GrantConfig, OidcIssuerConfig, RateLimitConfig, RoleConfig
+from broker.usecases.access import Visibility
+from broker.usecases.clusters import ClusterHandle
+from broker.usecases.introspection import Introspector
+from broker.usecases.issuance import Issuer
+from broker.usecases.ratelimits import CallerRateLimits
+from broker.usecases.records import Records
+from broker.usecases.revocation import Revocation, Revocations
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -125,3 +137,42 @@ async def connect_clusters(cfg: BrokerConfig) -> dict[str, ClusterHandle]:
             await handle.client.close()
         raise
     return handles
+
+
+def elector_from(cfg: BrokerConfig, clusters: Mapping[str, ClusterHandle]) -> LeaseElector | None:
+    """The janitor's Lease election ([janitor] enabled = false: none, and no sweeps)."""
+    settings = cfg.janitor
+    if not settings.enabled:
+        return None
+    return LeaseElector(
+        clusters[cfg.janitor_cluster].client.leases,
+        namespace=settings.lease_namespace,
+        name=settings.lease_name,
+        identity=default_identity(),
+        lease_duration=settings.lease_duration_seconds,
+        renew_deadline=settings.renew_deadline_seconds,
+        retry_period=settings.retry_period_seconds,
+        on_change=metrics.set_janitor_leader,
+    )
+
+
+def http_app_from(
+    cfg: Callable[[], BrokerConfig],
+    policy: Callable[[], Policy],
+    chain: AuthenticatorChain,
+    clusters: Mapping[str, ClusterHandle],
+    store: AuditStore,
+) -> web.Application:
+    """The API with its use cases. `cfg` and `policy` are read per request: a SIGHUP reload applies at once."""
+    kube = {name: handle.client for name, handle in clusters.items()}
+    visibility = Visibility(lambda: cfg().auth.operator_groups)
+    rate_limits = CallerRateLimits(on_limited=lambda _method, _user, _scope: metrics.rate_limited_request())
+    issuer = Issuer(policy, clusters, store, rate_limits=rate_limits, early_revocation=cfg().janitor.enabled)
+    return build_http_app(
+        authenticator=chain,
+        issuance=issuer,
+        records=Records(store, visibility),
+        revocation=Revocations(store, Revocation(store, kube), visibility),
+        introspection=Introspector(store, clusters, visibility),
+        max_body_bytes=cfg().server.max_body_bytes,
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -14,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from broker.domain.errors import BrokerError, audit_unavailable
+from broker.domain.records import SHA256_HEX
 
 from .backend import Backend, Row, Tx
 from .batch import (
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 # rows deleted per retention transaction: short enough not to hold up issuances queued behind it
 RETENTION_CHUNK = 2000
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _secret_values(secret: SecretBinding | None) -> tuple[str | None, ...]:
@@ -126,7 +125,7 @@ class SqlAuditStore:
         ttl_granted: int | None = None,
         status: int = 201,
     ) -> AuditRecord:
-        if _SHA256_HEX.fullmatch(token_sha256) is None:
+        if SHA256_HEX.fullmatch(token_sha256) is None:
             raise ValueError(
                 "token_sha256 must be the 64 lower-case hex digits of the digest, never the token"
             )

@@ -31,12 +31,11 @@ from broker.app import wiring
 from broker.callers import AuthenticatorChain, OidcIssuer, OidcSettings
 from broker.callers.base import Authenticator
 from broker.callers.json_fetch import JsonFetcher
-from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.domain.identity import Caller
 from broker.http import build_http_app
-from broker.http.limits import CallerRateLimits
 from broker.policy import Policy
 from broker.settings import BrokerConfig
+from broker.usecases.ports import IssuedToken, IssueRequest, RoleInfo
 
 AUDIENCE = "token-broker"
 
@@ -291,15 +290,12 @@ class Edge:
 
 
 @contextlib.asynccontextmanager
-async def serve_edge(
-    authenticators: Sequence[Authenticator], policy: Policy, rate_limits: CallerRateLimits | None = None
-) -> AsyncIterator[Edge]:
+async def serve_edge(authenticators: Sequence[Authenticator], policy: Policy) -> AsyncIterator[Edge]:
     issuer = RecordingIssuer(policy)
     app = build_http_app(
         authenticator=AuthenticatorChain(authenticators),
-        issuer=issuer,
+        issuance=issuer,
         max_body_bytes=4096,
-        rate_limits=rate_limits,
     )
     runner = web.AppRunner(app)
     await runner.setup()

@@ -26,10 +26,10 @@ from aiohttp import web
 
 from broker._kits.pki import CertificateAuthority
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
-from broker.contracts import IssuedToken, IssueRequest, RoleInfo
 from broker.domain.errors import ErrorKind, forbidden
 from broker.domain.identity import Caller
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
+from broker.usecases.ports import IssuedToken, IssueRequest, RoleInfo
 
 API_KEY = "tb_build_Zk3q9v7PnX2sLr8Wd4Hc"
 API_KEY_GROUPS = ("ci",)
@@ -218,7 +218,7 @@ async def broker(pki: Pki) -> AsyncIterator[Broker]:
             ),
         ]
     )
-    app = build_http_app(authenticator=chain, issuer=issuer, max_body_bytes=MAX_BODY)
+    app = build_http_app(authenticator=chain, issuance=issuer, max_body_bytes=MAX_BODY)
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     ssl_ctx = server_ssl_context(pki.path("server.crt"), pki.path("server.key"), pki.path("client-cas.crt"))

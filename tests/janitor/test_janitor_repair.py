@@ -18,7 +18,7 @@ from janitor_support import (
 )
 
 from broker.audit import AuditFilter, SqlAuditStore
-from broker.janitor import REPAIR_REASON, Janitor
+from broker.background.janitor import REPAIR_REASON, Janitor
 from broker.kube import Cluster
 from kubesim import KubeSim
 

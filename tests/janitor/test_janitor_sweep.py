@@ -24,11 +24,11 @@ from janitor_support import (
 
 from broker.audit import AuditFilter, SqlAuditStore
 from broker.audit.records import SecretBinding
+from broker.background.janitor import Janitor, SweepResult
+from broker.background.leader import LeaseElector
 from broker.domain.roles import Role
-from broker.janitor import Janitor, SweepResult
 from broker.kube import Cluster
 from broker.kube.labels import MANAGED_BY
-from broker.leader import LeaseElector
 from kubesim import KubeSim
 
 
@@ -107,7 +107,7 @@ async def test_a_replica_that_is_not_leader_does_nothing(
     secret = await binding_secret(admin)
     token_id = await record_issued(store, expires_at=t - timedelta(seconds=5), secret=secret)
     elector = LeaseElector(
-        admin,
+        admin.leases,
         namespace=NS,
         name="janitor",
         identity="a",

@@ -13,8 +13,8 @@ from datetime import datetime
 import pytest
 from janitor_support import LEASES_PATH, NS, lease_spec, wait_for
 
+from broker.background.leader import LeaseElector, micro_time
 from broker.kube import Cluster
-from broker.leader import LeaseElector, micro_time
 from kubesim import KubeSim
 
 LEASE = "janitor"
@@ -51,7 +51,7 @@ async def candidates(admin: Cluster) -> AsyncIterator[Callable[..., Candidate]]:
     def make(identity: str, **kwargs: object) -> Candidate:
         changes: list[tuple[float, bool]] = []
         elector = LeaseElector(
-            admin,
+            admin.leases,
             namespace=NS,
             name=LEASE,
             identity=identity,
@@ -73,7 +73,7 @@ async def candidates(admin: Cluster) -> AsyncIterator[Callable[..., Candidate]]:
 def test_timings_must_leave_the_holder_time_to_step_down(admin: Cluster) -> None:
     with pytest.raises(ValueError, match="renew_deadline < lease_duration"):
         LeaseElector(
-            admin,
+            admin.leases,
             namespace=NS,
             name=LEASE,
             identity="a",

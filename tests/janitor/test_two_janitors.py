@@ -30,9 +30,9 @@ from janitor_support import (
 )
 
 from broker.audit import SqlAuditStore
-from broker.janitor import Janitor, SweepResult
+from broker.background.janitor import Janitor, SweepResult
+from broker.background.leader import LeaseElector
 from broker.kube import Cluster, RetryPolicy
-from broker.leader import LeaseElector
 from kubesim import KubeSim
 
 DURATION, DEADLINE, RETRY = 1.5, 1.0, 0.2
@@ -94,7 +94,7 @@ async def make_replica(
         relay.kubeconfig(kubesim, tmp_path / f"{name}.kubeconfig"), request_timeout=3.0, retry=QUICK
     )
     elector = LeaseElector(
-        client,
+        client.leases,
         namespace=NS,
         name="janitor",
         identity=f"replica-{name}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kube_signing import bound_claims, rsa_key
+from support.signing import bound_claims, rsa_key
 
 from broker._kits.jwks import parse_max_age
 from broker._kits.jwt import decode_unverified

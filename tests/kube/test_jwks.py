@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from kube_signing import StaticSource, ec_key, rsa_key
+from support.signing import StaticSource, ec_key, rsa_key
 
 from broker._kits.jwks import JwksCache
 from broker.domain.errors import unavailable

@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from kube_signing import ISSUER, Key, StaticSource, bound_claims, ec_key, rsa_key
+from support.signing import ISSUER, Key, StaticSource, bound_claims, ec_key, rsa_key
 
 from broker.domain.errors import BrokerError, unavailable
 from broker.kube import ClusterTokenVerifier, SecretRef

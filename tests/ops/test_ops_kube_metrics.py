@@ -22,13 +22,13 @@ from broker import metrics
 from broker.app.stores import make_sql_store
 from broker.audit import AuditRecord
 from broker.audit.store import AuditStore
+from broker.background.janitor import Janitor
+from broker.background.leader import LeaseElector
 from broker.callers.oidc import OidcIssuer, OidcSettings
 from broker.domain.errors import BrokerError, unavailable
-from broker.janitor import Janitor
 from broker.kube import Cluster
 from broker.kube.request_labels import request_labels
 from broker.kube.verify import ClusterTokenVerifier
-from broker.leader import LeaseElector
 from broker.settings import AuditSettings
 from kubesim import KubeSim
 
@@ -282,7 +282,7 @@ async def test_the_leader_publishes_live_tokens_by_role(
         # bounded: with a limit of 2 records the gauge under-reports, and the log says so once
         seen.clear()
         small = Janitor(store, {}, None, interval=1, on_active_tokens=seen.append, active_count_limit=2)
-        with caplog.at_level(logging.WARNING, logger="broker.janitor"):
+        with caplog.at_level(logging.WARNING, logger="broker.background"):
             await small.sweep_once()
             await small.sweep_once()
         assert [sum(counts.values()) for counts in seen] == [2, 2]
@@ -305,7 +305,7 @@ async def test_a_replica_that_does_not_lead_reports_nothing(tmp_path: Path, kube
         await issued(store, "deployer", expires_in=timedelta(minutes=10))
         # never run: it holds no Lease
         elector = LeaseElector(
-            client,
+            client.leases,
             namespace=NS,
             name="janitor",
             identity="replica-b",

@@ -19,8 +19,8 @@ from broker.audit import SqlAuditStore
 from broker.cli import main
 from broker.cli_text import relative, table
 from broker.exit_codes import ExitCode
-from broker.issuer import ClusterHandle
 from broker.kube import Cluster
+from broker.usecases.clusters import ClusterHandle
 from kubesim import KubeSim, SimOptions
 
 

@@ -15,8 +15,8 @@ from ops_api_support import ALICE, CLUSTER, NS, SA, Api, mint, problem, record_i
 
 from broker._kits.jwt import decode_unverified
 from broker.audit import SqlAuditStore
-from broker.issuer import ClusterHandle
 from broker.kube import Cluster
+from broker.usecases.clusters import ClusterHandle
 from kubesim import KubeSim, SimOptions
 
 INACTIVE = {"active": False}

@@ -27,7 +27,7 @@ from ops_api_support import (
 
 from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
 from broker.domain.errors import BrokerError
-from broker.issuer import ClusterHandle
+from broker.usecases.clusters import ClusterHandle
 from kubesim import KubeSim
 
 

@@ -1,7 +1,6 @@
-"""What the HTTP edge asks of the issuance use case, as plain data.
-
-The lowest layer besides `broker.domain.identity`: the issuer implements `IssuerPort`, the HTTP handlers call it, and
-neither imports the other.
+"""What the HTTP edge (and anything else above the use cases) may ask of them: one protocol per use case, and
+the plain data that goes in and out. Nothing of the audit store's or the Kubernetes client's own types leaks
+through here: records, filters and pages are the domain's.
 """
 
 from __future__ import annotations
@@ -11,9 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from broker.audit.records import AuditRecord
-from broker.audit.store import AuditFilter, Page
 from broker.domain.identity import Caller
+from broker.domain.records import AuditFilter, AuditRecord, Page
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class RoleInfo:
     cluster_ca_pem: bytes | None = field(default=None, repr=False)
 
 
-class IssuerPort(Protocol):
+class IssuancePort(Protocol):
     async def issue(self, caller: Caller, req: IssueRequest) -> IssuedToken:
         """Issue a token or raise BrokerError (403 policy, 422 bad ttl, 502 upstream, 503 unavailable)."""
         ...
@@ -91,7 +89,7 @@ class IssuerPort(Protocol):
         ...
 
 
-# -- the operators' side of the audit trail (broker.operations implements it) ------------------------------------
+# -- the operators' side of the audit trail ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -119,8 +117,8 @@ class Introspection:
     reason: str = ""
 
 
-class OperationsPort(Protocol):
-    """Listing, revoking and introspecting issued tokens. Records the caller may not see are absent."""
+class RecordsPort(Protocol):
+    """Listing issued tokens and the event log. Records the caller may not see are absent."""
 
     async def list_tokens(self, caller: Caller, query: RecordQuery) -> Page:
         """One page of issuances, newest first. BrokerError 400 for a bad cursor, 503 store unavailable."""
@@ -142,11 +140,15 @@ class OperationsPort(Protocol):
         """Every matching event from `query.cursor` on, at most `max_records`."""
         ...
 
+
+class RevocationPort(Protocol):
     async def revoke(self, caller: Caller, token_id: str, reason: str = "") -> AuditRecord | None:
         """The `revoked` event, or None when the token was already dead. BrokerError 404 (unknown or not
         the caller's), 409 (not revocable, not issued), 502/503 (the API server did not delete the Secret)."""
         ...
 
+
+class IntrospectionPort(Protocol):
     async def introspect(self, caller: Caller, token: str) -> Introspection:
         """RFC 7662-like; never raises for a token that is not ours (503 only when keys are unreachable)."""
         ...

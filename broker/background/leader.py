@@ -28,7 +28,7 @@ from typing import Any
 
 from broker._kits.rfc3339 import format_time
 from broker.domain.errors import BrokerError
-from broker.kube import Cluster, LeaseConflict
+from broker.kube.leases import LeaseConflict, Leases
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class LeaseElector:
 
     def __init__(
         self,
-        client: Cluster,
+        leases: Leases,
         *,
         namespace: str,
         name: str,
@@ -93,7 +93,7 @@ class LeaseElector:
         if not 0 < retry_period < renew_deadline < lease_duration:
             # client-go NewLeaderElector refuses the same: the holder must give up before others may take over
             raise ValueError("need 0 < retry_period < renew_deadline < lease_duration")
-        self._client = client
+        self._leases = leases
         self.namespace = namespace
         self.name = name
         self.identity = identity
@@ -200,13 +200,13 @@ class LeaseElector:
         try:
             if self._leader and self._lease is not None and self.holder == self.identity:
                 try:
-                    self._succeeded(await self._client.leases.update(*self._key, self._renewal(now)), started)
+                    self._succeeded(await self._leases.update(*self._key, self._renewal(now)), started)
                     return True
                 except LeaseConflict:
                     pass  # somebody else wrote the Lease: read it to find out who
-            current = await self._client.leases.get(*self._key)
+            current = await self._leases.get(*self._key)
             if current is None:
-                created = await self._client.leases.create(self.namespace, self._fresh(now))
+                created = await self._leases.create(self.namespace, self._fresh(now))
                 self._succeeded(created, started)
                 return True
             self._observe(current)
@@ -216,9 +216,7 @@ class LeaseElector:
                 self._set_leader(False)
                 if not self._expired(current):
                     return False
-            self._succeeded(
-                await self._client.leases.update(*self._key, self._takeover(current, now)), started
-            )
+            self._succeeded(await self._leases.update(*self._key, self._takeover(current, now)), started)
             return True
         except LeaseConflict:
             log.debug("lost a lease write race", extra={"lease": f"{self.namespace}/{self.name}"})
@@ -349,9 +347,7 @@ class LeaseElector:
         }
         try:
             async with asyncio.timeout(self.renew_deadline):
-                released = await self._client.leases.update(
-                    *self._key, self._body(dict(_metadata(lease)), spec)
-                )
+                released = await self._leases.update(*self._key, self._body(dict(_metadata(lease)), spec))
         except (LeaseConflict, BrokerError, TimeoutError) as exc:
             log.info(
                 "did not release the janitor lease",

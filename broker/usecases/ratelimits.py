@@ -1,4 +1,5 @@
-"""Per-caller rate limits on POST /v1/tokens: the grant that would allow the request decides the bucket."""
+"""Per-caller rate limits on token requests: the grants that would allow a request (policy's Match) decide the
+bucket it draws from; a refused request costs the API server and the audit store nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Hashable
 from broker._kits.ratelimit import Decision, Rate, RateLimiter
 from broker.domain.errors import BrokerError, ErrorKind
 from broker.domain.identity import Caller
-from broker.policy import Policy
+from broker.policy import RateLimitChoice
 
 
 def rate_limited(decision: Decision, caller: Caller, scope: str) -> BrokerError:
@@ -23,21 +24,19 @@ def rate_limited(decision: Decision, caller: Caller, scope: str) -> BrokerError:
 
 class CallerRateLimits:
     """Token buckets keyed by (method, user, scope), where scope is the grant with its own `rate_limit` that
-    applies to the request ("" for [auth.rate_limit]). Reads the policy on every call, so a reload's new
-    limits apply at once.
+    applies to the request ("" for the default). The limit comes with each request's policy match, so a
+    reload's new limits apply at once.
 
     `limited` counts refused requests; `on_limited(method, user, scope)` is the hook for metrics.
     """
 
     def __init__(
         self,
-        policy: Callable[[], Policy],
         *,
         clock: Callable[[], float] = time.monotonic,
         max_callers: int = 10_000,
         on_limited: Callable[[str, str, str], None] | None = None,
     ) -> None:
-        self._policy = policy
         self._on_limited = on_limited
         self.limiter = RateLimiter(clock=clock, max_keys=max_callers, on_limited=self._limited)
 
@@ -50,9 +49,8 @@ class CallerRateLimits:
             method, user, scope = key
             self._on_limited(str(method), str(user), str(scope))
 
-    def check(self, caller: Caller, role: str, namespace: str | None) -> None:
+    def take(self, caller: Caller, choice: RateLimitChoice) -> None:
         """Take one request from the caller's bucket, or raise BrokerError 429 with Retry-After."""
-        choice = self._policy().rate_limit_for(caller, role, namespace)
         rate = Rate(choice.limit.per_minute, choice.limit.burst)
         decision = self.limiter.take((caller.method, caller.user, choice.scope), rate)
         if not decision.allowed:
