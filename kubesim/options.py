@@ -25,6 +25,9 @@ class SimOptions:
     # lags); 0 = no cache, every request re-validates and revocation is immediate
     auth_cache_seconds: float = 0.0
     authorization: Literal["rbac", "always-allow"] = "rbac"
+    # the `oidc-reviewer` ClusterRoleBinding the Kubernetes docs suggest: issuer discovery (the OIDC document and
+    # the JWKS) for every user and anonymously; a fresh kube-apiserver grants it to service accounts only (False)
+    public_issuer_discovery: bool = True
     # namespaces that exist at start, as in a fresh cluster
     initial_namespaces: tuple[str, ...] = ("default", "kube-system", "kube-public", "kube-node-lease")
     # version reported by /version

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from . import negotiation, protobuf, status, tables, validation
 from . import patch as patching
-from .context import SimContext
+from .context import SimContext, UserInfo
 from .request_info import RequestInfo
 from .state import Obj, ResourceType, Store, now_rfc3339
 from .status import ApiError, Cause, bad_request
@@ -32,12 +32,28 @@ Validator = Callable[[SimContext, Obj, Obj | None], list[Cause]]
 FieldGetter = Callable[[Obj], str]
 
 
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for a write and with which request, as a registry's REST storage reads them from its context."""
+
+    user: UserInfo
+    info: RequestInfo
+
+
+# (ctx, requester, new object, old object or None on create) → None; may raise ApiError
+RequesterHook = Callable[[SimContext, Requester, Obj, Obj | None], None]
+
+
 def _no_hook(_ctx: SimContext, _new: Obj, _old: Obj | None) -> None:
     return None
 
 
 def _no_causes(_ctx: SimContext, _new: Obj, _old: Obj | None) -> list[Cause]:
     return []
+
+
+def _no_requester_hook(_ctx: SimContext, _requester: Requester, _new: Obj, _old: Obj | None) -> None:
+    return None
 
 
 def _no_delete_hook(_ctx: SimContext, _obj: Obj) -> None:
@@ -51,6 +67,9 @@ class Strategy:
     name_check: validation.NameCheck = validation.dns1123_subdomain
     # PrepareForCreate/PrepareForUpdate: normalise and default; may raise a 400 for undecodable fields
     prepare: Hook = _no_hook
+    # the type's own storage step that reads the requester, before the generic store validates (the rbac
+    # registries' escalation checks; the CSR strategy stamping spec.username)
+    requester: RequesterHook = _no_requester_hook
     validate: Validator = _no_causes
     # admission after validation (namespace lifecycle is generic); may raise ApiError
     admit: Hook = _no_hook
@@ -362,6 +381,7 @@ class ResourceHandler:
         ):
             meta.pop(key, None)
         strategy.prepare(self.ctx, obj, None)
+        strategy.requester(self.ctx, requester_of(request), obj, None)
         self._validate(strategy, obj, None)
         strategy.admit(self.ctx, obj, None)
         if dry_run:
@@ -399,15 +419,22 @@ class ResourceHandler:
             self._require_namespace(namespace)
             obj["metadata"].pop("resourceVersion", None)
             strategy.prepare(self.ctx, obj, None)
+            strategy.requester(self.ctx, requester_of(request), obj, None)
             self._validate(strategy, obj, None)
             strategy.admit(self.ctx, obj, None)
             if dry_run:
                 return json_response(self._dry_run_created(strategy, obj, namespace), 201)
             return json_response(self.store.create(rtype, namespace, obj), 201)
-        return self._store_update(strategy, namespace, obj, current, dry_run)
+        return self._store_update(request, strategy, namespace, obj, current, dry_run)
 
     def _store_update(
-        self, strategy: Strategy, namespace: str | None, obj: Obj, current: Obj, dry_run: bool
+        self,
+        request: web.Request,
+        strategy: Strategy,
+        namespace: str | None,
+        obj: Obj,
+        current: Obj,
+        dry_run: bool,
     ) -> web.Response:
         rtype = strategy.rtype
         meta = obj["metadata"]
@@ -424,6 +451,7 @@ class ResourceHandler:
             else:
                 meta.pop(key, None)
         strategy.prepare(self.ctx, obj, current)
+        strategy.requester(self.ctx, requester_of(request), obj, current)
         self._validate(strategy, obj, current)
         strategy.admit(self.ctx, obj, current)
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -446,7 +474,7 @@ class ResourceHandler:
         patched["kind"], patched["apiVersion"] = rtype.kind, rtype.api_version
         if rtype.namespaced:
             meta.setdefault("namespace", namespace)
-        return self._store_update(strategy, namespace, patched, current, dry_run)
+        return self._store_update(request, strategy, namespace, patched, current, dry_run)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         raw = await request.read()
@@ -510,6 +538,12 @@ class ResourceHandler:
                 "items": deleted,
             }
         )
+
+
+def requester_of(request: web.Request) -> Requester:
+    user: UserInfo = request["user"]
+    info: RequestInfo = request["request_info"]
+    return Requester(user, info)
 
 
 def _path_name(request: web.Request, info: RequestInfo) -> str:

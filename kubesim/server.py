@@ -176,7 +176,7 @@ class KubeSim:
     def _bootstrap(self, store: Store) -> None:
         for name in self.options.initial_namespaces:
             store.create(NAMESPACES, None, core_v1.namespace_object(name))
-        rbac_v1.bootstrap(store)
+        rbac_v1.bootstrap(store, self.options.public_issuer_discovery)
 
     def _build_app(self, ctx: SimContext, events: EventLog) -> web.Application:
         app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_REQUEST_BYTES)

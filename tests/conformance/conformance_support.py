@@ -3,14 +3,19 @@ that differ by nature (uids, resource versions, times, tokens, addresses) are re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+from backends import kubectl_binary
 from cluster_admin import Cluster, client_ssl
+from kubesim_harness import kubectl_env
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 ADMIN = ("admin", ("system:masters",))
@@ -79,6 +84,26 @@ class Peer:
                 parsed = text
             kept = {h: resp.headers[h] for h in HEADERS if h in resp.headers}
             return Answer(resp.status, kept, parsed)
+
+    async def kubectl(
+        self, workdir: Path, *args: str, token: str | None = None, user: tuple[str, tuple[str, ...]] = ADMIN
+    ) -> subprocess.CompletedProcess[str]:
+        """The kubectl built with the control plane (the real one), against this server, as a client-certificate
+        user or with a bearer token; its discovery cache in a directory of this peer's own."""
+        home = workdir / f"kubectl-{self.name}"
+        home.mkdir(parents=True, exist_ok=True)
+        cert = None if token is not None else self.cluster.client_cert(user[0], list(user[1]))
+        config = self.cluster.write_kubeconfig(home / "kubeconfig", cert=cert, token=token)
+        command = [kubectl_binary(real=True), "--kubeconfig", str(config), *args]
+        return await asyncio.to_thread(
+            subprocess.run,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=kubectl_env(home),
+            check=False,
+        )
 
 
 @dataclass

@@ -27,7 +27,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 async def pair(control_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Pair]:
-    options = SimOptions(issuer=ISSUER, api_audiences=[ISSUER], max_token_expiration=MAX_TOKEN_EXPIRATION)
+    options = SimOptions(
+        issuer=ISSUER,
+        api_audiences=[ISSUER],
+        max_token_expiration=MAX_TOKEN_EXPIRATION,
+        public_issuer_discovery=False,
+    )
     async with KubeSim(options, state_dir=tmp_path / "sim") as sim:
         pair = Pair(Peer("sim", sim), Peer("real", control_plane), fresh_name("conf"))
         await pair.setup(
