@@ -16,6 +16,11 @@ class SimOptions:
     max_token_expiration: int = 0
     # how long the legacy token controller waits before filling a token Secret
     legacy_token_delay: float = 0.05
+    # kube-controller-manager's --cluster-signing-duration in seconds: the longest certificate the CSR signer
+    # issues (the real control plane of the tests runs with 24h; kube-controller-manager's own default is 1 year)
+    cluster_signing_duration: int = 24 * 3600
+    # how long after an approval the CSR signer writes status.certificate (clients poll or watch for it)
+    csr_signing_delay: float = 0.05
     # --service-account-jwks-uri; empty means server_url + "/openid/v1/jwks" (the external address, as upstream)
     jwks_uri: str = ""
     # --service-account-extend-token-expiration: a pod-bound 3607 s token for the API audiences lives a year

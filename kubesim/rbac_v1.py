@@ -295,6 +295,14 @@ CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
             ]
         )
     ],
+    "system:certificates.k8s.io:kube-apiserver-client-approver": [
+        {
+            "verbs": ["approve"],
+            "apiGroups": ["certificates.k8s.io"],
+            "resources": ["signers"],
+            "resourceNames": ["kubernetes.io/kube-apiserver-client"],
+        }
+    ],
     "system:auth-delegator": [
         _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
         _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),

@@ -61,6 +61,18 @@ def _no_delete_hook(_ctx: SimContext, _obj: Obj) -> None:
 
 
 @dataclass(frozen=True)
+class Subresource:
+    """A subresource that updates a part of the stored object, with the registry strategy of its own."""
+
+    # PrepareForUpdate: what of the sent object this subresource may change; the rest comes from the old one
+    prepare: Hook
+    # the update validation of this subresource (object meta is validated generically)
+    validate: Validator
+    # the validating admission of its updates
+    admit: RequesterHook = _no_requester_hook
+
+
+@dataclass(frozen=True)
 class Strategy:
     rtype: ResourceType
     # the ValidateNameFunc of the type (DNS label, DNS subdomain, path segment)
@@ -71,8 +83,8 @@ class Strategy:
     # registries' escalation checks; the CSR strategy stamping spec.username)
     requester: RequesterHook = _no_requester_hook
     validate: Validator = _no_causes
-    # admission after validation (namespace lifecycle is generic); may raise ApiError
-    admit: Hook = _no_hook
+    # validating admission, after validation (namespace lifecycle is generic); may raise ApiError
+    admit: RequesterHook = _no_requester_hook
     # called before the store removes an object (may refuse) and after (cascades)
     before_delete: Callable[[SimContext, Obj], None] = _no_delete_hook
     after_delete: Callable[[SimContext, Obj], None] = _no_delete_hook
@@ -86,6 +98,8 @@ class Strategy:
     field_labels: dict[str, FieldGetter] = field(default_factory=dict)
     # subresources served elsewhere (e.g. serviceaccounts/token): other verbs on them are 405, not 404
     external_subresources: tuple[str, ...] = ()
+    # subresources served here (get, update, patch of a part of the object: status, approval)
+    subresources: dict[str, Subresource] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -264,6 +278,8 @@ class ResourceHandler:
         if not rtype.namespaced and info.namespace and not is_ns_resource:
             raise not_found_path()
         if info.subresource:
+            if info.subresource in strategy.subresources and info.name:
+                return await self._subresource(request, strategy, strategy.subresources[info.subresource])
             if info.subresource in strategy.external_subresources and info.name:
                 raise status.method_not_allowed()
             raise not_found_path()
@@ -354,12 +370,14 @@ class ResourceHandler:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
 
-    def _validate(self, strategy: Strategy, obj: Obj, old: Obj | None) -> None:
+    def _validate(
+        self, strategy: Strategy, obj: Obj, old: Obj | None, validate: Validator | None = None
+    ) -> None:
         rtype = strategy.rtype
         causes = validation.validate_object_meta(obj["metadata"], rtype.namespaced, strategy.name_check)
         if old is not None:
             causes = validation.validate_meta_update(obj, old) + causes
-        causes += strategy.validate(self.ctx, obj, old)
+        causes += (validate or strategy.validate)(self.ctx, obj, old)
         name = obj["metadata"].get("name") or obj["metadata"].get("generateName") or ""
         validation.raise_if(causes, rtype.kind, name, rtype.group)
 
@@ -383,7 +401,7 @@ class ResourceHandler:
         strategy.prepare(self.ctx, obj, None)
         strategy.requester(self.ctx, requester_of(request), obj, None)
         self._validate(strategy, obj, None)
-        strategy.admit(self.ctx, obj, None)
+        strategy.admit(self.ctx, requester_of(request), obj, None)
         if dry_run:
             return json_response(self._dry_run_created(strategy, obj, namespace), 201)
         created = self.store.create(rtype, namespace, obj)
@@ -421,7 +439,7 @@ class ResourceHandler:
             strategy.prepare(self.ctx, obj, None)
             strategy.requester(self.ctx, requester_of(request), obj, None)
             self._validate(strategy, obj, None)
-            strategy.admit(self.ctx, obj, None)
+            strategy.admit(self.ctx, requester_of(request), obj, None)
             if dry_run:
                 return json_response(self._dry_run_created(strategy, obj, namespace), 201)
             return json_response(self.store.create(rtype, namespace, obj), 201)
@@ -435,6 +453,7 @@ class ResourceHandler:
         obj: Obj,
         current: Obj,
         dry_run: bool,
+        sub: Subresource | None = None,
     ) -> web.Response:
         rtype = strategy.rtype
         meta = obj["metadata"]
@@ -450,15 +469,47 @@ class ResourceHandler:
                 meta[key] = current["metadata"][key]
             else:
                 meta.pop(key, None)
-        strategy.prepare(self.ctx, obj, current)
-        strategy.requester(self.ctx, requester_of(request), obj, current)
-        self._validate(strategy, obj, current)
-        strategy.admit(self.ctx, obj, current)
+        requester = requester_of(request)
+        if sub is None:
+            strategy.prepare(self.ctx, obj, current)
+            strategy.requester(self.ctx, requester, obj, current)
+            self._validate(strategy, obj, current)
+            strategy.admit(self.ctx, requester, obj, current)
+        else:
+            sub.prepare(self.ctx, obj, current)
+            self._validate(strategy, obj, current, sub.validate)
+            sub.admit(self.ctx, requester, obj, current)
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         if obj == current or dry_run:
             # an update that changes nothing is not written and keeps its resourceVersion
             return json_response(obj if dry_run else current)
         return json_response(self.store.update(rtype, namespace, obj))
+
+    async def _subresource(self, request: web.Request, strategy: Strategy, sub: Subresource) -> web.Response:
+        """get, update (PUT) and patch of a subresource; the object read and written is the whole one."""
+        info: RequestInfo = request["request_info"]
+        rtype = strategy.rtype
+        namespace = info.namespace or None if rtype.namespaced else None
+        negotiation.negotiate(request.headers.get("Accept", ""), negotiation.resource_types(info.verb))
+        current = self.store.get(rtype, namespace, info.name)
+        if info.verb == "get":
+            return self._respond(request, strategy, current)
+        if info.verb == "update":
+            obj = await read_object(request, rtype)
+            body_name = obj["metadata"].get("name") or ""
+            if body_name != info.name:
+                raise bad_request(
+                    f"the name of the object ({body_name}) does not match the name on the URL ({info.name})"
+                )
+            self._check_namespace(obj, namespace)
+        elif info.verb == "patch":
+            obj = patching.apply(request.content_type, current, await request.read())
+            if not isinstance(obj.get("metadata"), dict):
+                raise bad_request("metadata must be an object")
+            obj["kind"], obj["apiVersion"] = rtype.kind, rtype.api_version
+        else:
+            raise status.method_not_allowed()
+        return self._store_update(request, strategy, namespace, obj, current, _dry_run(request), sub)
 
     async def _patch(
         self, request: web.Request, strategy: Strategy, namespace: str | None, name: str

@@ -18,8 +18,10 @@ from broker.pki import CertificateAuthority, IssuedCert, identity_of, write_priv
 from . import (
     authentication_v1,
     authorization_v1,
+    certificates_v1,
     coordination_v1,
     core_v1,
+    csr_signer,
     kubeconfig,
     oidc,
     rbac_v1,
@@ -170,6 +172,7 @@ class KubeSim:
             *core_v1.strategies(namespaced_types),
             *rbac_v1.strategies(),
             *coordination_v1.strategies(),
+            *certificates_v1.strategies(),
         ]:
             self.registry.add(strategy)
 
@@ -229,6 +232,7 @@ class KubeSim:
         self._stoppers.append(core_v1.install_default_serviceaccounts(store))
         controller = token_controller.install(ctx)
         self._stoppers.append(controller.stop)
+        self._stoppers.append(csr_signer.install(ctx).stop)
         self._bootstrap(store)
 
         hosts = list(dict.fromkeys(["127.0.0.1", "localhost", "::1", self.host]))

@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,23 +86,52 @@ class Peer:
             kept = {h: resp.headers[h] for h in HEADERS if h in resp.headers}
             return Answer(resp.status, kept, parsed)
 
+    async def watch(
+        self,
+        path: str,
+        until: Callable[[dict[str, Any]], bool],
+        *,
+        user: tuple[str, tuple[str, ...]] = ADMIN,
+        timeout: float = 30.0,
+    ) -> list[dict[str, Any]]:
+        """The events of a watch (`path` with ?watch=true…) up to and including the first that `until` accepts,
+        within a bound."""
+        events: list[dict[str, Any]] = []
+        limit = aiohttp.ClientTimeout(total=timeout)
+        async with (
+            aiohttp.ClientSession(timeout=limit, trust_env=False) as session,
+            session.get(self.url + path, headers={"Accept": "application/json"}, ssl=self._ssl(user)) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            async for line in resp.content:
+                if line.strip():
+                    events.append(json.loads(line))
+                    if until(events[-1]):
+                        return events
+        raise AssertionError(f"{self.name}: the watch ended before the awaited event: {events}")
+
     async def kubectl(
         self, workdir: Path, *args: str, token: str | None = None, user: tuple[str, tuple[str, ...]] = ADMIN
     ) -> subprocess.CompletedProcess[str]:
         """The kubectl built with the control plane (the real one), against this server, as a client-certificate
-        user or with a bearer token; its discovery cache in a directory of this peer's own."""
+        user or with a bearer token."""
         home = workdir / f"kubectl-{self.name}"
         home.mkdir(parents=True, exist_ok=True)
         cert = None if token is not None else self.cluster.client_cert(user[0], list(user[1]))
-        config = self.cluster.write_kubeconfig(home / "kubeconfig", cert=cert, token=token)
-        command = [kubectl_binary(real=True), "--kubeconfig", str(config), *args]
+        return await self.kubectl_with(
+            self.cluster.write_kubeconfig(home / "kubeconfig", cert=cert, token=token), *args
+        )
+
+    async def kubectl_with(self, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """That kubectl with a kubeconfig of the caller's; its discovery cache beside the kubeconfig."""
+        command = [kubectl_binary(real=True), "--kubeconfig", str(kubeconfig), *args]
         return await asyncio.to_thread(
             subprocess.run,
             command,
             capture_output=True,
             text=True,
             timeout=60,
-            env=kubectl_env(home),
+            env=kubectl_env(kubeconfig.parent),
             check=False,
         )
 
