@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import negotiation, protobuf, status, tables, validation
+from . import deletion, negotiation, protobuf, status, tables, validation
 from . import patch as patching
 from .context import SimContext, UserInfo
 from .request_info import RequestInfo
@@ -217,6 +217,14 @@ async def read_object(request: web.Request, rtype: ResourceType) -> Obj:
     for key in ("name", "generateName", "namespace", "resourceVersion", "uid"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             raise cannot_handle(rtype, f"metadata.{key}", "string", meta[key])
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and (
+        not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
+    ):
+        raise cannot_handle(rtype, "metadata.finalizers", "[]string", finalizers)
+    refs = meta.get("ownerReferences")
+    if refs is not None and (not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs)):
+        raise cannot_handle(rtype, "metadata.ownerReferences", "[]v1.OwnerReference", refs)
     body["kind"], body["apiVersion"] = rtype.kind, rtype.api_version
     return body
 
@@ -376,7 +384,10 @@ class ResourceHandler:
         rtype = strategy.rtype
         causes = validation.validate_object_meta(obj["metadata"], rtype.namespaced, strategy.name_check)
         if old is not None:
-            causes = validation.validate_meta_update(obj, old) + causes
+            # rest.BeforeUpdate validates the common metadata, then the type's update validation does it again:
+            # the causes repeat (the message lists each once)
+            update = validation.validate_meta_update(obj, old)
+            causes = causes + update + update + causes
         causes += (validate or strategy.validate)(self.ctx, obj, old)
         name = obj["metadata"].get("name") or obj["metadata"].get("generateName") or ""
         validation.raise_if(causes, rtype.kind, name, rtype.group)
@@ -464,7 +475,7 @@ class ResourceHandler:
             raise status.invalid(rtype.plural, current["metadata"]["name"], [cause], rtype.group)
         if asked_rv and asked_rv != current["metadata"]["resourceVersion"]:
             raise status.conflict(rtype.plural, current["metadata"]["name"], rtype.group)
-        for key in ("uid", "creationTimestamp", "deletionTimestamp"):
+        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
             if key in current["metadata"]:
                 meta[key] = current["metadata"][key]
             else:
@@ -543,6 +554,7 @@ class ResourceHandler:
     ) -> web.Response:
         rtype = strategy.rtype
         options = await self._delete_options(request)
+        propagation = deletion.Propagation.of(options)
         dry_run = _dry_run(request) or options.get("dryRun") == ["All"]
         current = self.store.get(rtype, namespace, name)
         preconditions = options.get("preconditions") or {}
@@ -550,10 +562,19 @@ class ResourceHandler:
             raise bad_request("preconditions must be an object")
         _check_delete_preconditions(rtype, current, preconditions)
         strategy.before_delete(self.ctx, current)
+        if rtype == self.namespaces:
+            # namespaces go at once with their contents (a documented simplification)
+            if not dry_run:
+                current = self.store.delete(rtype, namespace, name)
+                strategy.after_delete(self.ctx, current)
+            return json_response(self._deleted_body(strategy, current))
+        deleted = deletion.delete(self.store, rtype, current, propagation, dry_run)
+        if not deleted.gone:
+            # still there for its finalizers: the object itself, 202 only when orphanDependents=false was asked
+            return json_response(deleted.obj, 202 if propagation.orphan_dependents is False else 200)
         if not dry_run:
-            current = self.store.delete(rtype, namespace, name)
-            strategy.after_delete(self.ctx, current)
-        return json_response(self._deleted_body(strategy, current))
+            strategy.after_delete(self.ctx, deleted.obj)
+        return json_response(self._deleted_body(strategy, deleted.obj))
 
     def _deleted_body(self, strategy: Strategy, obj: Obj) -> Obj:
         if strategy.delete_returns_object:
@@ -571,13 +592,20 @@ class ResourceHandler:
     ) -> web.Response:
         rtype = strategy.rtype
         options = await self._delete_options(request)
+        propagation = deletion.Propagation.of(options)
         dry_run = _dry_run(request) or options.get("dryRun") == ["All"]
         deleted = []
         for obj in self.select(request, strategy, namespace):
             strategy.before_delete(self.ctx, obj)
-            if not dry_run:
-                obj = self.store.delete(rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"])
-                strategy.after_delete(self.ctx, obj)
+            if rtype == self.namespaces:
+                if not dry_run:
+                    obj = self.store.delete(rtype, None, obj["metadata"]["name"])
+                    strategy.after_delete(self.ctx, obj)
+            else:
+                outcome = deletion.delete(self.store, rtype, obj, propagation, dry_run)
+                obj = outcome.obj
+                if outcome.gone and not dry_run:
+                    strategy.after_delete(self.ctx, obj)
             obj.pop("kind", None)
             obj.pop("apiVersion", None)
             deleted.append(obj)

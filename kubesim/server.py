@@ -22,6 +22,7 @@ from . import (
     coordination_v1,
     core_v1,
     csr_signer,
+    garbage_collector,
     kubeconfig,
     oidc,
     rbac_v1,
@@ -233,6 +234,8 @@ class KubeSim:
         controller = token_controller.install(ctx)
         self._stoppers.append(controller.stop)
         self._stoppers.append(csr_signer.install(ctx).stop)
+        collector = garbage_collector.install(store, lambda: [s.rtype for s in self.registry.all()])
+        self._stoppers.append(collector.stop)
         self._bootstrap(store)
 
         hosts = list(dict.fromkeys(["127.0.0.1", "localhost", "::1", self.host]))

@@ -83,8 +83,10 @@ class Cause:
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
     # errors.NewInvalid: `<Kind> "<name>" is invalid: <field>: <msg>, <field>: <msg>`; the details kind is the Kind.
-    joined = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
-    if len(causes) > 1:
+    # ErrorList.ToAggregate: each distinct error once in the message (the causes keep every one)
+    shown = list(dict.fromkeys(f"{c.field}: {c.message}" if c.field else c.message for c in causes))
+    joined = ", ".join(shown)
+    if len(shown) > 1:
         joined = "[" + joined + "]"
     details: dict[str, Any] = {"name": name}
     if group:
