@@ -12,6 +12,9 @@ class SimOptions:
     issuer: str = ""
     # --api-audiences; empty means [issuer]
     api_audiences: list[str] = field(default_factory=list)
+    # --service-account-signing-key-file: the PEM private key (RSA or EC) that signs tokens; empty means a fresh
+    # RSA key at every start
+    signing_key_pem: bytes = b""
     # --service-account-max-token-expiration in seconds; 0 means no cap
     max_token_expiration: int = 0
     # how long the legacy token controller waits before filling a token Secret

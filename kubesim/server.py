@@ -224,7 +224,11 @@ class KubeSim:
 
     async def _start(self) -> KubeSim:
         ca = self._load_or_make_ca()
-        keys = KeyRing.generate()
+        keys = (
+            KeyRing.from_pem(self.options.signing_key_pem)
+            if self.options.signing_key_pem
+            else KeyRing.generate()
+        )
         store = Store()
         ctx = SimContext(self.options, store, keys, ca)
         self._ctx = ctx

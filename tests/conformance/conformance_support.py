@@ -47,6 +47,7 @@ class Peer:
     name: str
     cluster: Cluster
     _contexts: dict[tuple[str, tuple[str, ...]], Any] = field(default_factory=dict)
+    _sessions: dict[tuple[str, tuple[str, ...]], aiohttp.ClientSession] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -58,6 +59,19 @@ class Peer:
             cert = None if user is None else self.cluster.client_cert(user[0], list(user[1]))
             self._contexts[key] = client_ssl(self.cluster, cert)
         return self._contexts[key]
+
+    def _session(self, user: tuple[str, tuple[str, ...]] | None) -> aiohttp.ClientSession:
+        """One keep-alive session per identity (a TLS handshake per request would be most of a test's time)."""
+        key = user or ("", ())
+        if key not in self._sessions:
+            connector = aiohttp.TCPConnector(ssl=self._ssl(user))
+            self._sessions[key] = aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False, connector=connector)
+        return self._sessions[key]
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
 
     async def call(
         self,
@@ -74,10 +88,7 @@ class Peer:
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
             user = None
-        async with (
-            aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False) as session,
-            session.request(method, self.url + path, json=body, headers=sent, ssl=self._ssl(user)) as resp,
-        ):
+        async with self._session(user).request(method, self.url + path, json=body, headers=sent) as resp:
             text = await resp.text()
             try:
                 parsed: Any = json.loads(text)
