@@ -21,6 +21,8 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def _now_is_this_tests_start(monkeypatch: pytest.MonkeyPatch) -> None:
     # records "issued now" must still be live when the test reads them, however long the suite ran before
     monkeypatch.setitem(globals(), "NOW", datetime.now(UTC).replace(microsecond=0))
+
+
 ITEM_KEYS = {
     "token_id", "state", "active", "requested_at", "caller", "role", "cluster", "namespace", "service_account",
     "audiences", "ttl_requested", "ttl_granted", "jti", "token_sha256", "issued_at", "expires_at", "revoke_at",
