@@ -20,6 +20,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from broker import metrics
 from broker.audit import AuditStore, open_store
 from broker.audit.records import utc_now
+from broker.audit_tasks import AuditStreaming, build_streaming
 from broker.callers.api_key import ApiKeyAuthenticator
 from broker.callers.base import Authenticator
 from broker.callers.chain import AuthenticatorChain
@@ -134,6 +135,7 @@ class Broker:
         self.store: AuditStore | None = None
         self.janitor: Janitor | None = None
         self.elector: LeaseElector | None = None
+        self.streaming: AuditStreaming | None = None
         self.tls: ReloadingServerTLS | None = None
         self.listeners: Listeners | None = None
 
@@ -190,6 +192,8 @@ class Broker:
                 retry_period=settings.retry_period_seconds,
                 on_change=metrics.set_janitor_leader,
             )
+        # [[audit.sinks]] and signed checkpoints, on the janitor leader (a sink's unusable file stops the start)
+        self.streaming = build_streaming(self.store, self.config.audit, self.elector)
         self.janitor = Janitor(
             self.store,
             lambda: {name: handle.client for name, handle in self._clusters.items()},
@@ -247,6 +251,9 @@ class Broker:
 
         self._tasks.append(asyncio.create_task(self.tls.watch(server.tls_reload_interval_seconds)))
         await self._start_janitor()
+        if self.streaming is not None:
+            # after the elector: cancelled before it, so the Lease is released after the last delivery round
+            self._tasks.append(asyncio.create_task(self.streaming.run()))
         self.listeners = Listeners(
             api_url=f"https://{_bound(api_runner, host)}",
             metrics_url=f"http://{_bound(metrics_runner, mhost)}",
