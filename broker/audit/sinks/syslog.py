@@ -120,8 +120,8 @@ class SyslogSink:
             raise SinkError(FailureKind.TIMEOUT, f"{self._settings.address}: connect timed out") from None
         except OSError as err:
             raise SinkError(FailureKind.CONNECT, f"{self._settings.address}: {err.strerror or err}") from None
-        # drain() then waits until our buffer is empty, not merely below a high-water mark
-        writer.transport.set_write_buffer_limits(high=0)
+        # not set_write_buffer_limits(high=0): asyncio's TLS transport can then stall drain() for good (seen on
+        # 3.11); _flushed() polls the buffer down to empty instead
         self._writer, self._broken = writer, None
         self._watcher = asyncio.create_task(self._watch(reader), name=f"audit-sink-{self.name}-eof")
         return writer
@@ -190,4 +190,12 @@ class SyslogSink:
             writer.transport.abort()
 
     async def close(self) -> None:
+        """Close cleanly (TLS close_notify): an abort can make a receiver drop the last records it read. What is
+        still unconfirmed is sent again by the next run anyway: the cursor has not moved past it."""
+        writer = self._writer
+        if writer is not None and self._broken is None:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                async with asyncio.timeout(self._settings.connect_timeout_seconds):
+                    await writer.wait_closed()
         await self.reset()

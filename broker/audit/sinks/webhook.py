@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from broker.audit.chain import ChainedEvent
 from broker.tls_client import client_ssl_context
@@ -123,7 +123,8 @@ class WebhookSink:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(s.max_attempts),
             wait=_RetryAfterOr(
-                wait_exponential_jitter(initial=s.backoff_initial_seconds, max=s.backoff_max_seconds),
+                wait_exponential(multiplier=s.backoff_initial_seconds, max=s.backoff_max_seconds)
+                + wait_random(0, s.backoff_initial_seconds),
                 s.backoff_max_seconds,
             ),
             retry=retry_if_exception_type(SinkError),
