@@ -29,6 +29,7 @@ from broker.callers.kubernetes import TokenReviewAuthenticator, TokenReviewer
 from broker.callers.mtls import MtlsAuthenticator
 from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings, issuer_ssl_context
 from broker.config import BrokerConfig, ConfigError, load_config, split_host_port
+from broker.correlations import Correlator
 from broker.errors import BrokerError
 from broker.http.access_log import RedactingAccessLogger
 from broker.http.limits import CallerRateLimits
@@ -213,10 +214,12 @@ class Broker:
             lambda: self._policy, self._clusters, self.store, early_revocation=self.config.janitor.enabled
         )
         operations = Operations(self.store, self._clusters, lambda: self.config.auth.operator_groups)
+        correlator = Correlator(self.store, lambda: self.config.auth.operator_groups)
         app = build_http_app(
             authenticator=self._chain,
             issuer=issuer,
             operations=operations,
+            correlator=correlator,
             max_body_bytes=server.max_body_bytes,
             rate_limits=CallerRateLimits(
                 lambda: self._policy, on_limited=lambda _method, _user, _scope: metrics.rate_limited_request()
