@@ -23,8 +23,11 @@ from broker import __version__, metrics
 from broker.audit import AuditSettings, AuditStore, SqlAuditStore, TeeStore
 from broker.audit.checkpoints import Checkpointer, load_private_key
 from broker.audit.sinks import Delivery, FailureKind, SinkError, make_sink
+from broker.audit.sinks.settings import FileSinkSettings, WebhookSinkSettings
+from broker.audit.sinks.webhook import read_token
 from broker.errors import BrokerError
 from broker.leader import LeaseElector, NotLeader
+from broker.tls_client import client_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +178,32 @@ def build_streaming(
 
 def _count_retry(sink: str, kind: FailureKind) -> None:
     metrics.sink_failure(sink, kind.value)
+
+
+def stream_file_problems(settings: AuditSettings) -> list[tuple[str, str]]:
+    """(key path, problem) for each file the sinks and the checkpoint signer need and cannot use: what
+    `config check` and `serve` report before anything starts."""
+    problems: list[tuple[str, str]] = []
+    for i, sink in enumerate(settings.sinks):
+        key = f"audit.sinks[{i}]"
+        if isinstance(sink, FileSinkSettings):
+            if not sink.path.parent.is_dir():
+                problems.append((f"{key}.path", f"{sink.path}: directory {sink.path.parent} does not exist"))
+            continue
+        try:
+            if isinstance(sink, WebhookSinkSettings) or sink.tls:
+                client_ssl_context(cafile=sink.ca_file, certfile=sink.client_cert, keyfile=sink.client_key)
+            if isinstance(sink, WebhookSinkSettings) and sink.bearer_token_file is not None:
+                read_token(sink.bearer_token_file)
+        except OSError as err:
+            problems.append((key, f"{err.filename}: {err.strerror or err}"))
+        except ValueError as err:
+            problems.append((key, str(err)))
+    if settings.checkpoint_key_file is not None:
+        try:
+            load_private_key(settings.checkpoint_key_file)
+        except OSError as err:
+            problems.append(("audit.checkpoint_key_file", f"{err.filename}: {err.strerror or err}"))
+        except ValueError as err:
+            problems.append(("audit.checkpoint_key_file", str(err)))
+    return problems

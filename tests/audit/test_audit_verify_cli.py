@@ -73,3 +73,25 @@ async def test_a_config_that_does_not_load_is_a_usage_error(tmp_path: Path) -> N
     bad.write_text("[server]\n")
     result = await run("--config", str(bad))
     assert result.exit_code == 2
+
+
+async def test_config_check_names_the_sink_files_it_cannot_use(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.toml", AuditSettings(sqlite_path=tmp_path / "a.sqlite3"))
+    (tmp_path / "not-a-key.pem").write_text("nothing\n")
+    config.write_text(
+        config.read_text()
+        + f'checkpoint_key_file = "{tmp_path / "not-a-key.pem"}"\n'
+        + '[[audit.sinks]]\nname = "siem"\nkind = "syslog"\naddress = "siem:6514"\ntls = true\n'
+        + f'ca_file = "{tmp_path / "missing-ca.pem"}"\n'
+        + '[[audit.sinks]]\nname = "hook"\nkind = "webhook"\nurl = "https://h/in"\n'
+        + f'bearer_token_file = "{tmp_path / "missing-token"}"\n'
+        + f'[[audit.sinks]]\nname = "local"\nkind = "file"\npath = "{tmp_path / "nowhere" / "a.jsonl"}"\n'
+    )
+    result = await asyncio.to_thread(CliRunner().invoke, main, ["config", "check", str(config)])
+    assert result.exit_code == 2
+    assert (
+        f"audit.sinks[0]: CA bundle {tmp_path / 'missing-ca.pem'}: No such file or directory" in result.output
+    )
+    assert f"audit.sinks[1]: {tmp_path / 'missing-token'}: No such file or directory" in result.output
+    assert "audit.sinks[2].path:" in result.output and "does not exist" in result.output
+    assert "audit.checkpoint_key_file:" in result.output and "not a PEM private key" in result.output

@@ -67,7 +67,7 @@ class WebhookSink:
         )
         self._headers = {"Content-Type": fmt.batch_content_type, **settings.headers}
         if settings.bearer_token_file is not None:
-            self._headers["Authorization"] = "Bearer " + _read_token(settings.bearer_token_file)
+            self._headers["Authorization"] = "Bearer " + read_token(settings.bearer_token_file)
         self._session: aiohttp.ClientSession | None = None
         self._acknowledged = 0
 
@@ -149,7 +149,7 @@ class WebhookSink:
         await self.reset()
 
 
-def _read_token(path: Path) -> str:
+def read_token(path: Path) -> str:
     token = path.read_text().strip()
     if not token:
         raise ValueError(f"{path}: the bearer token file is empty")
