@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -18,14 +19,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from backends import unavailable
+from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
 from broker.audit import SqlAuditStore
 from broker.audit.chain import ChainedEvent, read_after, read_link
 from broker.audit.sinks import Delivery, Sink
+from broker.audit.sinks.formats.ocsf import OCSF_VERSION
 from broker.audit_tasks import AuditStreaming
 
 HERE = Path(__file__).parent
+
+
+@functools.cache
+def ocsf_validator() -> jsonschema.Draft202012Validator:
+    """The published OCSF schema's Authentication class (ocsf-json-schema's bundled export), as a validator."""
+    schema = OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION)).get_class_schema(
+        class_name="authentication", profiles=[]
+    )
+    return jsonschema.Draft202012Validator(schema)
+
+
+def ocsf_errors(document: dict[str, Any]) -> list[str]:
+    return [f"{list(e.absolute_path)}: {e.message}" for e in ocsf_validator().iter_errors(document)]
 
 
 def free_port() -> int:

@@ -3,20 +3,26 @@ demand): nothing lost across failures, restarts and leader changes, store order 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from audit_support import T0, issue, pending
-from sinks_support import caught_up, first_occurrences, stored_events, streaming, until
+from prometheus_client import REGISTRY
+from sinks_support import caught_up, first_occurrences, ocsf_errors, stored_events, streaming, until
 
+from broker import metrics
 from broker.audit import SqlAuditStore
 from broker.audit.chain import ChainedEvent
 from broker.audit.sinks import Delivery, FailureKind, FileSink, SinkError
 from broker.audit.sinks.formats import CloudEventsFormat, OcsfFormat
 from broker.audit.sinks.settings import FileSinkSettings
+from broker.audit_tasks import AuditStreaming
+from broker.leader import NotLeader
 
 CE = CloudEventsFormat("/kube-token-broker")
 
@@ -169,8 +175,10 @@ async def test_the_file_rotates_by_size(store: SqlAuditStore, tmp_path: Path) ->
     for path in (out, *backups):
         assert path.stat().st_size <= 8192
     # the newest events, oldest file first, each line whole
-    seqs = [int(line["metadata"]["sequence"]) for line in received(*reversed(backups), out)]  # type: ignore[index]
+    documents = received(*reversed(backups), out)
+    seqs = [int(line["metadata"]["sequence"]) for line in documents]  # type: ignore[index]
     assert seqs == list(range(seqs[0], 31))
+    assert all(ocsf_errors(d) == [] for d in documents)
 
 
 async def test_a_torn_last_line_is_ended_before_the_batch_is_written_again(
@@ -192,3 +200,50 @@ def test_file_sink_settings(tmp_path: Path) -> None:
         {"kind": "file", "name": "local", "path": "audit/out.jsonl"}, context={"base_dir": tmp_path}
     )
     assert settings.path == tmp_path / "audit" / "out.jsonl" and settings.format == "cloudevents"
+
+
+class Lease:
+    """Stands in for the janitor's LeaseElector: leadership switched by the test."""
+
+    def __init__(self) -> None:
+        self.leader = False
+
+    def still_leader(self) -> bool:
+        return self.leader
+
+    @contextlib.asynccontextmanager
+    async def leading(self) -> AsyncIterator[None]:
+        if not self.leader:
+            raise NotLeader
+        yield
+
+
+async def test_only_the_leader_delivers_and_every_replica_reports_lag(
+    store: SqlAuditStore, tmp_path: Path
+) -> None:
+    out = tmp_path / "leader.jsonl"
+    await write_events(store, 12)
+    lease = Lease()
+    sink = FileSink("gated", out, CE, max_bytes=1 << 30, backups=0)
+    # wired as broker.audit_tasks.build_streaming wires it
+    delivery = Delivery(store, sink, batch_size=5, on_delivered=lambda n: metrics.sink_delivered("gated", n))
+    delivered = REGISTRY.get_sample_value("token_broker_audit_sink_delivered_total", {"sink": "gated"}) or 0
+    loop = AuditStreaming([delivery], None, lease, poll_interval=0.05, checkpoint_interval=60)  # type: ignore[arg-type]
+    task = asyncio.create_task(loop.run())
+    try:
+        await until(
+            lambda: REGISTRY.get_sample_value("token_broker_audit_sink_lag_events", {"sink": "gated"}) == 12
+        )
+        assert not out.exists()  # a replica that does not lead sends nothing
+        lease.leader = True
+        await until(lambda: caught_up(store, delivery), what="the new leader's delivery")
+        await until(
+            lambda: REGISTRY.get_sample_value("token_broker_audit_sink_lag_events", {"sink": "gated"}) == 0
+        )
+        after = REGISTRY.get_sample_value("token_broker_audit_sink_delivered_total", {"sink": "gated"})
+        assert after == delivered + 12
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [int(line["sequence"]) for line in received(out)] == list(range(1, 13))
