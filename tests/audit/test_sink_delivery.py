@@ -27,10 +27,20 @@ from broker.leader import NotLeader
 CE = CloudEventsFormat("/kube-token-broker")
 
 
-def file_sink(path: Path, **kw: object) -> FileSink:
-    return FileSink(
-        "file", path, CE, max_bytes=int(kw.pop("max_bytes", 1 << 30)), backups=int(kw.pop("backups", 3))
-    )
+def file_sink(path: Path, opened: list[FileSink] | None = None) -> FileSink:
+    sink = FileSink("file", path, CE, max_bytes=1 << 30, backups=3)
+    if opened is not None:
+        opened.append(sink)
+    return sink
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[list[FileSink]]:
+    """Sinks a test drives by hand (the delivery loop closes its own): closed at the end."""
+    sinks: list[FileSink] = []
+    yield sinks
+    for sink in sinks:
+        await sink.close()
 
 
 def received(*paths: Path) -> list[dict[str, object]]:
@@ -130,11 +140,13 @@ async def test_a_crash_before_the_cursor_moved_repeats_only_that_batch(
     assert first_occurrences(seqs) == list(range(1, 11)) and event.seq == 1
 
 
-async def test_two_deliverers_never_move_the_cursor_back(store: SqlAuditStore, tmp_path: Path) -> None:
+async def test_two_deliverers_never_move_the_cursor_back(
+    store: SqlAuditStore, tmp_path: Path, opened: list[FileSink]
+) -> None:
     """During a leader handover two replicas may both deliver for a moment: the cursor only moves forward."""
     await write_events(store, 20)
-    ahead = Delivery(store, file_sink(tmp_path / "a.jsonl"), batch_size=20)
-    behind = Delivery(store, file_sink(tmp_path / "b.jsonl"), batch_size=5)
+    ahead = Delivery(store, file_sink(tmp_path / "a.jsonl", opened), batch_size=20)
+    behind = Delivery(store, file_sink(tmp_path / "b.jsonl", opened), batch_size=5)
     await behind.step()  # read the cursor (0) and delivered 5
     await ahead.step()  # delivered all 20
     await behind.step()  # delivers 6..10: the cursor must stay at 20
@@ -144,9 +156,11 @@ async def test_two_deliverers_never_move_the_cursor_back(store: SqlAuditStore, t
     assert (lag.events, lag.seconds) == (0, 0.0)
 
 
-async def test_lag_counts_what_the_sink_has_not_acknowledged(store: SqlAuditStore, tmp_path: Path) -> None:
+async def test_lag_counts_what_the_sink_has_not_acknowledged(
+    store: SqlAuditStore, tmp_path: Path, opened: list[FileSink]
+) -> None:
     clock_now = T0 + timedelta(minutes=10)
-    delivery = Delivery(store, file_sink(tmp_path / "o.jsonl"), batch_size=4, clock=lambda: clock_now)
+    delivery = Delivery(store, file_sink(tmp_path / "o.jsonl", opened), batch_size=4, clock=lambda: clock_now)
     await write_events(store, 10)
     lag = await delivery.lag()
     assert lag.events == 10 and lag.seconds == pytest.approx(600)
@@ -155,9 +169,11 @@ async def test_lag_counts_what_the_sink_has_not_acknowledged(store: SqlAuditStor
     assert lag.events == 6 and lag.seconds == pytest.approx(596)
 
 
-async def test_a_new_sink_can_start_at_the_newest_event(store: SqlAuditStore, tmp_path: Path) -> None:
+async def test_a_new_sink_can_start_at_the_newest_event(
+    store: SqlAuditStore, tmp_path: Path, opened: list[FileSink]
+) -> None:
     await write_events(store, 5)
-    delivery = Delivery(store, file_sink(tmp_path / "n.jsonl"), batch_size=10, start_at="newest")
+    delivery = Delivery(store, file_sink(tmp_path / "n.jsonl", opened), batch_size=10, start_at="newest")
     await delivery.step()
     await write_events(store, 2, offset=50)
     await delivery.step()

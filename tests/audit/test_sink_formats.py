@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from cloudevents.core.formats.json import JSONFormat
 from pydantic import ValidationError
 from sinks_support import ocsf_errors, ocsf_validator
 
+from broker import metrics
 from broker.audit import AuditSettings, SecretBinding
 from broker.audit.chain import GENESIS, ChainedEvent, emitted_hash, link_hash
 from broker.audit.records import AuditRecord
+from broker.audit.sinks import FailureKind
 from broker.audit.sinks.formats import CloudEventsFormat, OcsfFormat, encode_batch
 from broker.audit.sinks.formats.ocsf import OCSF_VERSION, to_ocsf
 
@@ -192,3 +194,7 @@ def test_several_sinks_at_once() -> None:
         }
     )
     assert [s.kind for s in settings.sinks] == ["syslog", "webhook", "file"]
+
+
+def test_the_failure_kinds_are_the_metrics_vocabulary() -> None:
+    assert {k.value for k in FailureKind} == set(get_args(metrics.SinkFailureKind))
