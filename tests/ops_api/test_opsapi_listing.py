@@ -8,12 +8,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
+import pytest
 from ops_api_support import ALICE, ALICE_API_KEY, BOB, OPS, Api, problem, record_issued
 
 from broker.audit import EVENTS, LOG_EVENTS, SqlAuditStore
 from broker.http.models import IssuanceState, LogEvent
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """NOW is when the test starts, not when the module was imported: the API judges `active` by the real
+    clock, and in a long run the tokens made around an import-time NOW (15 min TTLs) had expired."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 ITEM_KEYS = {
     "token_id", "state", "active", "requested_at", "caller", "role", "cluster", "namespace", "service_account",
     "audiences", "ttl_requested", "ttl_granted", "jti", "token_sha256", "issued_at", "expires_at", "revoke_at",
