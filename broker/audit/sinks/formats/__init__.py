@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from broker.audit.chain import ChainedEvent
@@ -23,13 +22,6 @@ class EventFormat(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Encoded:
-    seq: int
-    event: str
-    body: bytes
-
-
 def make_format(name: Format, *, source: str, product_version: str) -> EventFormat:
     if name == "ocsf":
         return OcsfFormat(product_version)
@@ -41,4 +33,4 @@ def encode_batch(fmt: EventFormat, events: Sequence[ChainedEvent]) -> bytes:
     return b"[" + b",".join(fmt.encode(e) for e in events) + b"]"
 
 
-__all__ = ["CloudEventsFormat", "Encoded", "EventFormat", "OcsfFormat", "encode_batch", "make_format"]
+__all__ = ["CloudEventsFormat", "EventFormat", "OcsfFormat", "encode_batch", "make_format"]
