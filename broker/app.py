@@ -20,6 +20,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from broker import metrics
 from broker.audit import AuditStore, open_store
 from broker.audit.records import utc_now
+from broker.audit_tasks import AuditStreaming, build_streaming
 from broker.callers.api_key import ApiKeyAuthenticator
 from broker.callers.base import Authenticator
 from broker.callers.chain import AuthenticatorChain
@@ -28,6 +29,7 @@ from broker.callers.kubernetes import TokenReviewAuthenticator, TokenReviewer
 from broker.callers.mtls import MtlsAuthenticator
 from broker.callers.oidc import OidcAuthenticator, OidcIssuer, OidcSettings, issuer_ssl_context
 from broker.config import BrokerConfig, ConfigError, load_config, split_host_port
+from broker.correlations import Correlator
 from broker.errors import BrokerError
 from broker.http.access_log import RedactingAccessLogger
 from broker.http.limits import CallerRateLimits
@@ -134,6 +136,7 @@ class Broker:
         self.store: AuditStore | None = None
         self.janitor: Janitor | None = None
         self.elector: LeaseElector | None = None
+        self.streaming: AuditStreaming | None = None
         self.tls: ReloadingServerTLS | None = None
         self.listeners: Listeners | None = None
 
@@ -190,6 +193,8 @@ class Broker:
                 retry_period=settings.retry_period_seconds,
                 on_change=metrics.set_janitor_leader,
             )
+        # [[audit.sinks]] and signed checkpoints, on the janitor leader (a sink's unusable file stops the start)
+        self.streaming = build_streaming(self.store, self.config.audit, self.elector)
         self.janitor = Janitor(
             self.store,
             lambda: {name: handle.client for name, handle in self._clusters.items()},
@@ -209,10 +214,12 @@ class Broker:
             lambda: self._policy, self._clusters, self.store, early_revocation=self.config.janitor.enabled
         )
         operations = Operations(self.store, self._clusters, lambda: self.config.auth.operator_groups)
+        correlator = Correlator(self.store, lambda: self.config.auth.operator_groups)
         app = build_http_app(
             authenticator=self._chain,
             issuer=issuer,
             operations=operations,
+            correlator=correlator,
             max_body_bytes=server.max_body_bytes,
             rate_limits=CallerRateLimits(
                 lambda: self._policy, on_limited=lambda _method, _user, _scope: metrics.rate_limited_request()
@@ -247,6 +254,9 @@ class Broker:
 
         self._tasks.append(asyncio.create_task(self.tls.watch(server.tls_reload_interval_seconds)))
         await self._start_janitor()
+        if self.streaming is not None:
+            # after the elector: cancelled before it, so the Lease is released after the last delivery round
+            self._tasks.append(asyncio.create_task(self.streaming.run()))
         self.listeners = Listeners(
             api_url=f"https://{_bound(api_runner, host)}",
             metrics_url=f"http://{_bound(metrics_runner, mhost)}",

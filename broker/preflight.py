@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from broker.audit_tasks import stream_file_problems
 from broker.callers.oidc import issuer_ssl_context
 from broker.config import BrokerConfig, ConfigError, ConfigProblem
 from broker.http.tls import server_ssl_context
@@ -31,6 +32,7 @@ def check_files(path: Path, cfg: BrokerConfig) -> None:
         *asyncio.run(_clusters(cfg)),
         *_oidc(cfg),
         *_audit(cfg),
+        *(ConfigProblem(key, problem) for key, problem in stream_file_problems(cfg.audit)),
     ]
     if problems:
         raise ConfigError(path, problems)

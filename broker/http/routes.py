@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 from broker import __version__
 from broker.callers.chain import AuthenticatorChain
 from broker.contracts import IssuerPort, OperationsPort
-from broker.http import meta, operators, tokens
+from broker.http import correlations, meta, operators, tokens
 from broker.http.keys import AUTHENTICATOR, ISSUER, OPENAPI_DOCUMENT, OPERATIONS, RATE_LIMITS
 from broker.http.limits import CallerRateLimits
 from broker.http.models import (
@@ -185,6 +185,7 @@ ROUTES: tuple[tuple[Operation, Handler], ...] = (
         ),
         operators.introspect,
     ),
+    correlations.ROUTE,
     (
         Operation(
             "GET",
@@ -266,12 +267,14 @@ def build_http_app(
     max_body_bytes: int,
     rate_limits: CallerRateLimits | None = None,
     operations: OperationsPort | None = None,
+    correlator: correlations.CorrelatorPort | None = None,
 ) -> web.Application:
     """The broker's public API. The caller adds lifecycle (cleanup_ctx) and runs it with
     `web.AppRunner(app, access_log_class=RedactingAccessLogger)` over a `server_ssl_context(...)`.
 
     rate_limits: per-caller limits on POST /v1/tokens (None: unlimited).
     operations: listing, revocation and introspection (None: those endpoints answer 503).
+    correlator: POST /v1/audit/correlations (None: it answers 503).
     """
     app = web.Application(
         # request_id outermost so error responses carry the id too
@@ -285,6 +288,8 @@ def build_http_app(
         app[RATE_LIMITS] = rate_limits
     if operations is not None:
         app[OPERATIONS] = operations
+    if correlator is not None:
+        app[correlations.CORRELATOR] = correlator
     app[OPENAPI_DOCUMENT] = openapi_document()
     for op, handler in ROUTES:
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)
