@@ -65,9 +65,11 @@ py313-run: $(STAMP313)
 	$(VENV313)/bin/pytest -q -m py313 -p no:cacheprovider tests/tls
 
 
-# PostgreSQL for the audit-store tests (installed and started when root on Debian; tools/postgres.sh)
+# PostgreSQL for the audit-store tests (installed and started when root on Debian; tools/postgres.sh) and
+# rsyslog for the syslog-sink tests (installed, never started: the tests run their own; tools/rsyslog.sh)
 services:
 	@tools/postgres.sh
+	@tools/rsyslog.sh
 
 # The real kube-apiserver, kube-controller-manager, etcd and kubectl, built once from the Go modules pinned in
 # tools/control-plane/go.mod into ~/.cache/kube-token-broker/control-plane/<version>/. Without Go the real tier

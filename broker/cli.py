@@ -21,7 +21,8 @@ _LAZY = {
     "credential": "broker.commands_credential:credential",
     "kubeconfig": "broker.commands_credential:kubeconfig",
     "logout": "broker.commands_credential:logout",
-    "audit": "broker.commands_ops:audit",
+    # commands_audit_trail adds verify and correlate to the group of commands_ops
+    "audit": "broker.commands_audit_trail:audit",
     "revoke": "broker.commands_ops:revoke",
     "decode": "broker.commands_decode:decode",
     # the simulator's own command (also `kube-sim` and `python -m kubesim`), kept here for the demo's users

@@ -107,6 +107,8 @@ JwksOutcome = Literal["success", "not_modified", "failure"]
 RunOutcome = Literal["success", "failure"]
 JanitorResource = Literal["secrets", "serviceaccounts"]
 CertificateKind = Literal["server", "client_ca"]
+# why a delivery to an audit sink failed (broker.audit.sinks.base.FailureKind has the same values)
+SinkFailureKind = Literal["connect", "tls", "timeout", "closed", "rejected", "server", "write", "store"]
 
 _DENY_KINDS: Final = frozenset(get_args(DenyKind))
 _FAIL_KINDS: Final = frozenset(get_args(FailKind))
@@ -121,6 +123,7 @@ _JWKS_OUTCOMES: Final = frozenset(get_args(JwksOutcome))
 _RUN_OUTCOMES: Final = frozenset(get_args(RunOutcome))
 _JANITOR_RESOURCES: Final = frozenset(get_args(JanitorResource))
 _CERTIFICATES: Final = frozenset(get_args(CertificateKind))
+_SINK_FAILURES: Final = frozenset(get_args(SinkFailureKind))
 
 UNMATCHED_ROUTE: Final = "unmatched"
 # bound of a per-call lookup cache; the label sets behind it are small and fixed, the keys nearly so
@@ -260,6 +263,31 @@ class BrokerMetrics:
             ["certificate"],
             registry=r,
         )
+        # sink labels are the names of [[audit.sinks]] in the config
+        self.audit_sink_lag_events = Gauge(
+            p + "audit_sink_lag_events",
+            "Audit events committed but not yet acknowledged by the sink (every replica reports the store's view).",
+            ["sink"],
+            registry=r,
+        )
+        self.audit_sink_lag_seconds = Gauge(
+            p + "audit_sink_lag_seconds",
+            "Age of the oldest audit event the sink has not acknowledged; 0 when it has them all.",
+            ["sink"],
+            registry=r,
+        )
+        self.audit_sink_delivered = Counter(
+            p + "audit_sink_delivered_total",
+            "Audit events the sink acknowledged (the cursor moved past them).",
+            ["sink"],
+            registry=r,
+        )
+        self.audit_sink_failures = Counter(
+            p + "audit_sink_failures_total",
+            "Failed delivery attempts to an audit sink, by kind (each retry counts).",
+            ["sink", "kind"],
+            registry=r,
+        )
         self.build = Info(p + "build", "Version of the broker and of Python.", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         self._roles_seen: set[str] = set()
@@ -386,6 +414,27 @@ class BrokerMetrics:
     def set_janitor_leader(self, leader: bool) -> None:
         self.janitor_leader.set(1 if leader else 0)
 
+    # -- audit sinks ------------------------------------------------------------------------------------------
+
+    def declare_sinks(self, sinks: Iterable[str]) -> None:
+        """Start every sink's series at 0, so the lag alert and rate() work from the first scrape."""
+        for sink in sinks:
+            self.audit_sink_lag_events.labels(sink).set(0)
+            self.audit_sink_lag_seconds.labels(sink).set(0)
+            self.audit_sink_delivered.labels(sink)
+            for kind in _SINK_FAILURES:
+                self.audit_sink_failures.labels(sink, kind)
+
+    def set_sink_lag(self, sink: str, events: int, seconds: float) -> None:
+        self.audit_sink_lag_events.labels(sink).set(events)
+        self.audit_sink_lag_seconds.labels(sink).set(seconds)
+
+    def sink_delivered(self, sink: str, count: int) -> None:
+        self.audit_sink_delivered.labels(sink).inc(count)
+
+    def sink_failure(self, sink: str, kind: SinkFailureKind | Other) -> None:
+        self.audit_sink_failures.labels(sink, _one_of(kind, _SINK_FAILURES)).inc()
+
     # -- process ----------------------------------------------------------------------------------------------
 
     def config_reload(self, outcome: RunOutcome) -> None:
@@ -418,6 +467,10 @@ janitor_deleted = DEFAULT.janitor_deleted
 set_janitor_leader = DEFAULT.set_janitor_leader
 config_reload = DEFAULT.config_reload
 set_tls_certificate_expiry = DEFAULT.set_tls_certificate_expiry
+declare_sinks = DEFAULT.declare_sinks
+set_sink_lag = DEFAULT.set_sink_lag
+sink_delivered = DEFAULT.sink_delivered
+sink_failure = DEFAULT.sink_failure
 
 
 def metric_names(metrics: BrokerMetrics = DEFAULT) -> frozenset[str]:

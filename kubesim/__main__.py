@@ -37,6 +37,13 @@ from kubesim.serve import parse_listen, run
     show_default=True,
     help="Seconds before the token controller fills a legacy token Secret.",
 )
+@click.option(
+    "--cluster-signing-duration",
+    type=click.IntRange(min=600),
+    default=24 * 3600,
+    show_default=True,
+    help="Longest certificate the CSR signer issues, in seconds (kube-controller-manager's flag).",
+)
 def kube_sim(
     listen: str,
     state_dir: Path,
@@ -45,6 +52,7 @@ def kube_sim(
     issuer: str,
     api_audiences: str,
     legacy_token_delay: float,
+    cluster_signing_duration: int,
 ) -> None:
     """Serve a simulated Kubernetes API server (for tests and demos) until SIGTERM/SIGINT."""
     try:
@@ -56,6 +64,7 @@ def kube_sim(
         api_audiences=[a.strip() for a in api_audiences.split(",") if a.strip()],
         max_token_expiration=max_token_expiration,
         legacy_token_delay=legacy_token_delay,
+        cluster_signing_duration=cluster_signing_duration,
         authorization="always-allow" if authorization == "always-allow" else "rbac",
     )
     run(options, state_dir, listen, lambda line: click.echo(line, err=False))

@@ -6,6 +6,8 @@ bearer token is looked at), then bearer tokens (an invalid one is an error → 4
 
 from __future__ import annotations
 
+import hashlib
+
 from cryptography import x509
 
 from broker._kits.pki import identity_of
@@ -16,6 +18,7 @@ from .context import SimContext, UserInfo
 AUTHENTICATED = "system:authenticated"
 UNAUTHENTICATED = "system:unauthenticated"
 ANONYMOUS = "system:anonymous"
+CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 
 # AuthenticationConfiguration anonymous.conditions (KEP-4633, beta in 1.32): anonymous requests are admitted
 # only for these paths; any other anonymous request is answered 401 instead of reaching the authorizer.
@@ -37,13 +40,15 @@ class AuthenticationFailed(Exception):
 
 
 def from_certificate(der: bytes | None) -> UserInfo | None:
-    """The TLS layer already verified the chain against the cluster CA; read CN/O like the x509 authenticator."""
+    """The TLS layer already verified the chain against the cluster CA; read CN/O like the x509 authenticator,
+    which also names the credential: the SHA-256 of the certificate, as the credential id of user.Info.extra."""
     if not der:
         return None
     user, groups = identity_of(x509.load_der_x509_certificate(der))
     if not user:
         return None
-    return UserInfo(username=user, groups=[*groups, AUTHENTICATED])
+    extra = {CREDENTIAL_ID: [f"X509SHA256={hashlib.sha256(der).hexdigest()}"]}
+    return UserInfo(username=user, groups=[*groups, AUTHENTICATED], extra=extra)
 
 
 def bearer_token(authorization: str | None) -> str | None:

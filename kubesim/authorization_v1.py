@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .context import SimContext, UserInfo
-from .rbac import Attributes, decide, rules_for
+from .rbac import Attributes, aggregate_error, decide, rules_for
 from .resources import decode_json_or_yaml, json_response
 from .status import bad_request
 from .validation import invalid_cause, raise_if, required_cause
@@ -109,22 +109,12 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         kind = "SelfSubjectRulesReview"
         body = await _read(request, kind)
         namespace = str(body["spec"].get("namespace") or "")
-        user: UserInfo = request["user"]
-        if ctx.options.authorization == "always-allow":
-            rules = rules_for(ctx.store, UserInfo("", groups=["system:masters"]), namespace)
-        else:
-            rules = rules_for(ctx.store, user, namespace)
-        resource_rules = [r for r in rules if not r.get("nonResourceURLs")]
-        non_resource_rules = [
-            {"verbs": r.get("verbs", []), "nonResourceURLs": r["nonResourceURLs"]}
-            for r in rules
-            if r.get("nonResourceURLs")
-        ]
-        return _answer(
-            body,
-            kind,
-            {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": False},
-        )
+        if not namespace:
+            raise bad_request("no namespace on request")
+        # the registry answers a new object: nothing of the request is echoed
+        answer = {"kind": kind, "apiVersion": API_VERSION, "metadata": {}, "spec": {}}
+        answer["status"] = rules_review_status(ctx, request["user"], namespace)
+        return json_response(answer, 201)
 
     prefix = f"/apis/{API_VERSION}"
     return [
@@ -132,3 +122,43 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         web.post(f"{prefix}/subjectaccessreviews", subject_access_review),
         web.post(f"{prefix}/selfsubjectrulesreviews", self_subject_rules_review),
     ]
+
+
+_ALLOW_ALL = {
+    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+    "incomplete": False,
+}
+
+
+def rules_review_status(ctx: SimContext, user: UserInfo, namespace: str) -> dict[str, Any]:
+    """SubjectRulesReviewStatus from the authorizer's RulesFor (RBACAuthorizer.RulesFor: a rule with resources
+    is a resource rule, one with non-resource URLs a non-resource rule; an unresolvable role reference is the
+    evaluationError, worded as the RBAC listers word it)."""
+    if ctx.options.authorization == "always-allow":
+        return dict(_ALLOW_ALL)
+    resolution = rules_for(ctx.store, user, namespace)
+    resource_rules = []
+    non_resource_rules = []
+    for rule in resolution.rules:
+        if rule.get("resources"):
+            shown = {"verbs": rule.get("verbs") or []}
+            shown.update({k: rule[k] for k in ("apiGroups", "resources", "resourceNames") if rule.get(k)})
+            resource_rules.append(shown)
+        if rule.get("nonResourceURLs"):
+            non_resource_rules.append(
+                {"verbs": rule.get("verbs") or [], "nonResourceURLs": rule["nonResourceURLs"]}
+            )
+    status: dict[str, Any] = {
+        "resourceRules": resource_rules,
+        "nonResourceRules": non_resource_rules,
+        "incomplete": False,
+    }
+    if resolution.missing:
+        status["evaluationError"] = aggregate_error(
+            [
+                f'{kind.lower()}.rbac.authorization.k8s.io "{name}" not found'
+                for kind, name in resolution.missing
+            ]
+        )
+    return status

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from .context import SimContext
 from .kinds import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS
-from .resources import Strategy, cannot_handle, decode_bytes, deep
+from .resources import Requester, Strategy, cannot_handle, decode_bytes, deep
 from .state import Obj, ResourceType, Store
 from .status import ApiError, Cause
 from .tables import AGE, NAME, Column
@@ -236,7 +236,7 @@ def _without_images(spec: Obj) -> Obj:
     return copy
 
 
-def _admit_pod(ctx: SimContext, obj: Obj, old: Obj | None) -> None:
+def _admit_pod(ctx: SimContext, _requester: Requester, obj: Obj, old: Obj | None) -> None:
     if old is not None:
         return
     ns = obj["metadata"].get("namespace", "")

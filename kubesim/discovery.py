@@ -59,6 +59,16 @@ EXTRA_RESOURCES: tuple[ExtraResource, ...] = (
         False,
         singular="subjectaccessreview",
     ),
+    *(
+        ExtraResource(
+            "certificates.k8s.io/v1",
+            f"certificatesigningrequests/{sub}",
+            "CertificateSigningRequest",
+            False,
+            verbs=("get", "patch", "update"),
+        )
+        for sub in ("approval", "status")
+    ),
     ExtraResource(
         "authorization.k8s.io/v1",
         "selfsubjectrulesreviews",
@@ -73,6 +83,7 @@ _GROUP_ORDER = (
     "",
     "authentication.k8s.io",
     "authorization.k8s.io",
+    "certificates.k8s.io",
     "rbac.authorization.k8s.io",
     "coordination.k8s.io",
 )

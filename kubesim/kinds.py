@@ -1,4 +1,4 @@
-"""Core v1 resource types the token machinery touches. Other simulator modules may import these too."""
+"""The resource types several simulator modules refer to (core v1, and RBAC, which the authorizer reads)."""
 
 from __future__ import annotations
 
@@ -11,3 +11,11 @@ SERVICEACCOUNTS = ResourceType(
 SECRETS = ResourceType("", "v1", "secrets", "Secret", True, singular="secret")
 PODS = ResourceType("", "v1", "pods", "Pod", True, ("po",), singular="pod")
 NODES = ResourceType("", "v1", "nodes", "Node", False, ("no",), singular="node")
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ROLES = ResourceType(RBAC_GROUP, "v1", "roles", "Role", True, singular="role")
+CLUSTERROLES = ResourceType(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", False, singular="clusterrole")
+ROLEBINDINGS = ResourceType(RBAC_GROUP, "v1", "rolebindings", "RoleBinding", True, singular="rolebinding")
+CLUSTERROLEBINDINGS = ResourceType(
+    RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", False, singular="clusterrolebinding"
+)

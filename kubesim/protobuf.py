@@ -135,6 +135,40 @@ SCHEMAS: dict[str, Schema] = {
             },
         ),
     },
+    "CertificateSigningRequest": {
+        1: _META,
+        2: F(
+            "spec",
+            {
+                1: F("request", "bytes"),
+                2: F("username", "string"),
+                3: F("uid", "string"),
+                4: F("groups", "string", repeated=True),
+                5: F("usages", "string", repeated=True),
+                6: F("extra", _EXTRA),
+                7: F("signerName", "string"),
+                8: F("expirationSeconds", "int", pointer=True),
+            },
+        ),
+        3: F(
+            "status",
+            {
+                1: F(
+                    "conditions",
+                    {
+                        1: F("type", "string"),
+                        2: F("reason", "string"),
+                        3: F("message", "string"),
+                        4: F("lastUpdateTime", "time"),
+                        5: F("lastTransitionTime", "time"),
+                        6: F("status", "string"),
+                    },
+                    repeated=True,
+                ),
+                2: F("certificate", "bytes"),
+            },
+        ),
+    },
     "TokenRequest": {
         1: _META,
         2: F(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .context import SimContext, UserInfo
-from .rbac_v1 import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES
+from .kinds import CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES
 from .state import Obj, Store
 
 SUPERUSER_GROUP = "system:masters"
@@ -89,37 +89,57 @@ def _describe(subject: dict[str, Any]) -> str:
     return f'{kind} "{subject.get("name")}"'
 
 
-def _bound_roles(
-    store: Store, user: UserInfo, namespace: str
-) -> Iterator[tuple[str, Obj | None, dict[str, Any]]]:
-    """(description of the binding, role, matching subject) for every binding that applies."""
+@dataclass(frozen=True)
+class Bound:
+    """One binding that applies to a user: its description (for the authorizer's reason), the role it refers to
+    (None when that role does not exist), and the subject that matched."""
+
+    description: str
+    ref: dict[str, Any]
+    role: Obj | None
+    subject: dict[str, Any]
+
+
+def _bound_roles(store: Store, user: UserInfo, namespace: str) -> Iterator[Bound]:
+    """Every binding that applies (DefaultRuleResolver.VisitRulesFor): cluster-wide first, then the namespace's."""
     for binding in store.list(CLUSTERROLEBINDINGS):
-        for subject in binding.get("subjects") or []:
-            if isinstance(subject, dict) and subject_matches(subject, user, ""):
-                ref = binding.get("roleRef") or {}
-                role = store.try_get(CLUSTERROLES, None, ref.get("name", ""))
-                yield (
-                    f'ClusterRoleBinding "{binding["metadata"]["name"]}" of ClusterRole "{ref.get("name")}"',
-                    role,
-                    subject,
-                )
-                break
+        subject = _first_matching(binding, user, "")
+        if subject is not None:
+            ref = binding.get("roleRef") or {}
+            yield Bound(
+                f'ClusterRoleBinding "{binding["metadata"]["name"]}" of ClusterRole "{ref.get("name")}"',
+                ref,
+                referenced_role(store, ref, ""),
+                subject,
+            )
     if not namespace:
         return
     for binding in store.list(ROLEBINDINGS, namespace):
-        for subject in binding.get("subjects") or []:
-            if isinstance(subject, dict) and subject_matches(subject, user, namespace):
-                ref = binding.get("roleRef") or {}
-                if ref.get("kind") == "ClusterRole":
-                    role = store.try_get(CLUSTERROLES, None, ref.get("name", ""))
-                else:
-                    role = store.try_get(ROLES, namespace, ref.get("name", ""))
-                yield (
-                    f'RoleBinding "{binding["metadata"]["name"]}/{namespace}" of {ref.get("kind")} "{ref.get("name")}"',
-                    role,
-                    subject,
-                )
-                break
+        subject = _first_matching(binding, user, namespace)
+        if subject is not None:
+            ref = binding.get("roleRef") or {}
+            yield Bound(
+                f'RoleBinding "{binding["metadata"]["name"]}/{namespace}" of {ref.get("kind")} "{ref.get("name")}"',
+                ref,
+                referenced_role(store, ref, namespace),
+                subject,
+            )
+
+
+def _first_matching(binding: Obj, user: UserInfo, namespace: str) -> dict[str, Any] | None:
+    for subject in binding.get("subjects") or []:
+        if isinstance(subject, dict) and subject_matches(subject, user, namespace):
+            return subject
+    return None
+
+
+def referenced_role(store: Store, ref: dict[str, Any], namespace: str) -> Obj | None:
+    """GetRoleReferenceRules' lookup: a Role in the binding's namespace or a ClusterRole; None when missing."""
+    if ref.get("kind") == "ClusterRole":
+        return store.try_get(CLUSTERROLES, None, ref.get("name", ""))
+    if ref.get("kind") == "Role" and namespace:
+        return store.try_get(ROLES, namespace, ref.get("name", ""))
+    return None
 
 
 def authorize(store: Store, attrs: Attributes) -> Decision:
@@ -127,23 +147,36 @@ def authorize(store: Store, attrs: Attributes) -> Decision:
         return Decision(True)
     # only resource requests are namespaced; RoleBindings never grant non-resource URLs
     namespace = attrs.namespace if attrs.is_resource_request else ""
-    for description, role, subject in _bound_roles(store, attrs.user, namespace):
-        if any(rule_allows(rule, attrs) for rule in _rules(role)):
-            return Decision(True, f"RBAC: allowed by {description} to {_describe(subject)}")
+    for bound in _bound_roles(store, attrs.user, namespace):
+        if any(rule_allows(rule, attrs) for rule in _rules(bound.role)):
+            return Decision(True, f"RBAC: allowed by {bound.description} to {_describe(bound.subject)}")
     return Decision(False)
 
 
-def rules_for(store: Store, user: UserInfo, namespace: str) -> list[dict[str, Any]]:
-    """Every rule that applies to the user in a namespace (SelfSubjectRulesReview)."""
-    if SUPERUSER_GROUP in user.groups:
-        return [
-            {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
-            {"verbs": ["*"], "nonResourceURLs": ["*"]},
-        ]
-    out: list[dict[str, Any]] = []
-    for _description, role, _subject in _bound_roles(store, user, namespace):
-        out.extend(_rules(role))
-    return out
+@dataclass(frozen=True)
+class Resolution:
+    """RulesFor: every rule that applies to a user in a namespace, and the role references that did not resolve
+    (kind, name) — the resolver's errors, which its callers word differently."""
+
+    rules: list[dict[str, Any]]
+    missing: list[tuple[str, str]]
+
+
+def rules_for(store: Store, user: UserInfo, namespace: str) -> Resolution:
+    """The user's rules from the bindings alone (system:masters holds cluster-admin through its binding)."""
+    rules: list[dict[str, Any]] = []
+    missing: list[tuple[str, str]] = []
+    for bound in _bound_roles(store, user, namespace):
+        if bound.role is None:
+            missing.append((str(bound.ref.get("kind", "")), str(bound.ref.get("name", ""))))
+        rules.extend(_rules(bound.role))
+    return Resolution(rules, missing)
+
+
+def aggregate_error(messages: list[str]) -> str:
+    """utilerrors.NewAggregate(errs).Error(): one message alone, several deduplicated in brackets."""
+    unique = list(dict.fromkeys(messages))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
 
 
 def decide(ctx: SimContext, attrs: Attributes) -> Decision:

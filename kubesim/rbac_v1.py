@@ -1,8 +1,8 @@
 """rbac.authorization.k8s.io/v1: Role, ClusterRole, RoleBinding, ClusterRoleBinding (validation from
 pkg/apis/rbac/validation) and the bootstrap policy of a fresh cluster (plugin/pkg/auth/authorizer/rbac/bootstrappolicy).
 
-Simplification: RBAC escalation prevention (creating a Role or binding that grants more than you hold needs
-`escalate`/`bind`) is not enforced here.
+Escalation prevention (a Role or binding granting more than its author holds needs `escalate`/`bind`) is
+rbac_escalation's.
 """
 
 from __future__ import annotations
@@ -10,19 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from .context import SimContext
+from .kinds import CLUSTERROLEBINDINGS, CLUSTERROLES, RBAC_GROUP, ROLEBINDINGS, ROLES
+from .rbac_escalation import guard_binding, guard_role
 from .resources import Strategy, cannot_handle, deep
 from .state import Obj, ResourceType, Store
 from .status import Cause
 from .tables import AGE, CREATED_AT, NAME, Column
 from .validation import dns1123_subdomain, invalid_cause, path_segment_name, required_cause, unsupported_cause
 
-GROUP = "rbac.authorization.k8s.io"
-ROLES = ResourceType(GROUP, "v1", "roles", "Role", True, singular="role")
-CLUSTERROLES = ResourceType(GROUP, "v1", "clusterroles", "ClusterRole", False, singular="clusterrole")
-ROLEBINDINGS = ResourceType(GROUP, "v1", "rolebindings", "RoleBinding", True, singular="rolebinding")
-CLUSTERROLEBINDINGS = ResourceType(
-    GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", False, singular="clusterrolebinding"
-)
+GROUP = RBAC_GROUP
 
 _RULE_LISTS = ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs")
 
@@ -193,6 +189,7 @@ def strategies() -> list[Strategy]:
             ROLES,
             name_check=path_segment_name,
             prepare=_prepare_role(ROLES),
+            requester=guard_role,
             validate=_validate_rules(True),
             allow_create_on_update=True,
             columns=(NAME, CREATED_AT),
@@ -201,6 +198,7 @@ def strategies() -> list[Strategy]:
             CLUSTERROLES,
             name_check=path_segment_name,
             prepare=_prepare_role(CLUSTERROLES),
+            requester=guard_role,
             validate=_validate_rules(False),
             allow_create_on_update=True,
             columns=(NAME, CREATED_AT),
@@ -209,6 +207,7 @@ def strategies() -> list[Strategy]:
             ROLEBINDINGS,
             name_check=path_segment_name,
             prepare=_prepare_binding(ROLEBINDINGS),
+            requester=guard_binding,
             validate=_validate_binding(True),
             allow_create_on_update=True,
             columns=_binding_columns(),
@@ -217,6 +216,7 @@ def strategies() -> list[Strategy]:
             CLUSTERROLEBINDINGS,
             name_check=path_segment_name,
             prepare=_prepare_binding(CLUSTERROLEBINDINGS),
+            requester=guard_binding,
             validate=_validate_binding(False),
             allow_create_on_update=True,
             columns=_binding_columns(),
@@ -295,6 +295,14 @@ CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
             ]
         )
     ],
+    "system:certificates.k8s.io:kube-apiserver-client-approver": [
+        {
+            "verbs": ["approve"],
+            "apiGroups": ["certificates.k8s.io"],
+            "resources": ["signers"],
+            "resourceNames": ["kubernetes.io/kube-apiserver-client"],
+        }
+    ],
     "system:auth-delegator": [
         _rule(["authentication.k8s.io"], ["tokenreviews"], ["create"]),
         _rule(["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
@@ -328,11 +336,13 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[dict[str, str]]]] = {
 }
 
 
-def bootstrap(store: Store) -> None:
-    """Create the default roles and bindings of a fresh cluster."""
+def bootstrap(store: Store, public_issuer_discovery: bool = True) -> None:
+    """Create the default roles and bindings of a fresh cluster (and `oidc-reviewer` when asked)."""
     for name, rules in CLUSTER_ROLES.items():
         store.create(CLUSTERROLES, None, {"metadata": {"name": name, **_BOOTSTRAP_META}, "rules": rules})
     for name, (role, subjects) in CLUSTER_ROLE_BINDINGS.items():
+        if name == "oidc-reviewer" and not public_issuer_discovery:
+            continue
         meta = {"name": name, **_BOOTSTRAP_META} if name != "oidc-reviewer" else {"name": name}
         store.create(
             CLUSTERROLEBINDINGS,

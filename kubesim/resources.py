@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import negotiation, protobuf, status, tables, validation
+from . import deletion, negotiation, protobuf, status, tables, validation
 from . import patch as patching
-from .context import SimContext
+from .context import SimContext, UserInfo
 from .request_info import RequestInfo
 from .state import Obj, ResourceType, Store, now_rfc3339
 from .status import ApiError, Cause, bad_request
@@ -32,6 +32,18 @@ Validator = Callable[[SimContext, Obj, Obj | None], list[Cause]]
 FieldGetter = Callable[[Obj], str]
 
 
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for a write and with which request, as a registry's REST storage reads them from its context."""
+
+    user: UserInfo
+    info: RequestInfo
+
+
+# (ctx, requester, new object, old object or None on create) → None; may raise ApiError
+RequesterHook = Callable[[SimContext, Requester, Obj, Obj | None], None]
+
+
 def _no_hook(_ctx: SimContext, _new: Obj, _old: Obj | None) -> None:
     return None
 
@@ -40,8 +52,24 @@ def _no_causes(_ctx: SimContext, _new: Obj, _old: Obj | None) -> list[Cause]:
     return []
 
 
+def _no_requester_hook(_ctx: SimContext, _requester: Requester, _new: Obj, _old: Obj | None) -> None:
+    return None
+
+
 def _no_delete_hook(_ctx: SimContext, _obj: Obj) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Subresource:
+    """A subresource that updates a part of the stored object, with the registry strategy of its own."""
+
+    # PrepareForUpdate: what of the sent object this subresource may change; the rest comes from the old one
+    prepare: Hook
+    # the update validation of this subresource (object meta is validated generically)
+    validate: Validator
+    # the validating admission of its updates
+    admit: RequesterHook = _no_requester_hook
 
 
 @dataclass(frozen=True)
@@ -51,9 +79,12 @@ class Strategy:
     name_check: validation.NameCheck = validation.dns1123_subdomain
     # PrepareForCreate/PrepareForUpdate: normalise and default; may raise a 400 for undecodable fields
     prepare: Hook = _no_hook
+    # the type's own storage step that reads the requester, before the generic store validates (the rbac
+    # registries' escalation checks; the CSR strategy stamping spec.username)
+    requester: RequesterHook = _no_requester_hook
     validate: Validator = _no_causes
-    # admission after validation (namespace lifecycle is generic); may raise ApiError
-    admit: Hook = _no_hook
+    # validating admission, after validation (namespace lifecycle is generic); may raise ApiError
+    admit: RequesterHook = _no_requester_hook
     # called before the store removes an object (may refuse) and after (cascades)
     before_delete: Callable[[SimContext, Obj], None] = _no_delete_hook
     after_delete: Callable[[SimContext, Obj], None] = _no_delete_hook
@@ -67,6 +98,8 @@ class Strategy:
     field_labels: dict[str, FieldGetter] = field(default_factory=dict)
     # subresources served elsewhere (e.g. serviceaccounts/token): other verbs on them are 405, not 404
     external_subresources: tuple[str, ...] = ()
+    # subresources served here (get, update, patch of a part of the object: status, approval)
+    subresources: dict[str, Subresource] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -184,6 +217,14 @@ async def read_object(request: web.Request, rtype: ResourceType) -> Obj:
     for key in ("name", "generateName", "namespace", "resourceVersion", "uid"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             raise cannot_handle(rtype, f"metadata.{key}", "string", meta[key])
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and (
+        not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
+    ):
+        raise cannot_handle(rtype, "metadata.finalizers", "[]string", finalizers)
+    refs = meta.get("ownerReferences")
+    if refs is not None and (not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs)):
+        raise cannot_handle(rtype, "metadata.ownerReferences", "[]v1.OwnerReference", refs)
     body["kind"], body["apiVersion"] = rtype.kind, rtype.api_version
     return body
 
@@ -245,6 +286,8 @@ class ResourceHandler:
         if not rtype.namespaced and info.namespace and not is_ns_resource:
             raise not_found_path()
         if info.subresource:
+            if info.subresource in strategy.subresources and info.name:
+                return await self._subresource(request, strategy, strategy.subresources[info.subresource])
             if info.subresource in strategy.external_subresources and info.name:
                 raise status.method_not_allowed()
             raise not_found_path()
@@ -335,12 +378,17 @@ class ResourceHandler:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
 
-    def _validate(self, strategy: Strategy, obj: Obj, old: Obj | None) -> None:
+    def _validate(
+        self, strategy: Strategy, obj: Obj, old: Obj | None, validate: Validator | None = None
+    ) -> None:
         rtype = strategy.rtype
         causes = validation.validate_object_meta(obj["metadata"], rtype.namespaced, strategy.name_check)
         if old is not None:
-            causes = validation.validate_meta_update(obj, old) + causes
-        causes += strategy.validate(self.ctx, obj, old)
+            # rest.BeforeUpdate validates the common metadata, then the type's update validation does it again:
+            # the causes repeat (the message lists each once)
+            update = validation.validate_meta_update(obj, old)
+            causes = causes + update + update + causes
+        causes += (validate or strategy.validate)(self.ctx, obj, old)
         name = obj["metadata"].get("name") or obj["metadata"].get("generateName") or ""
         validation.raise_if(causes, rtype.kind, name, rtype.group)
 
@@ -362,8 +410,9 @@ class ResourceHandler:
         ):
             meta.pop(key, None)
         strategy.prepare(self.ctx, obj, None)
+        strategy.requester(self.ctx, requester_of(request), obj, None)
         self._validate(strategy, obj, None)
-        strategy.admit(self.ctx, obj, None)
+        strategy.admit(self.ctx, requester_of(request), obj, None)
         if dry_run:
             return json_response(self._dry_run_created(strategy, obj, namespace), 201)
         created = self.store.create(rtype, namespace, obj)
@@ -399,15 +448,23 @@ class ResourceHandler:
             self._require_namespace(namespace)
             obj["metadata"].pop("resourceVersion", None)
             strategy.prepare(self.ctx, obj, None)
+            strategy.requester(self.ctx, requester_of(request), obj, None)
             self._validate(strategy, obj, None)
-            strategy.admit(self.ctx, obj, None)
+            strategy.admit(self.ctx, requester_of(request), obj, None)
             if dry_run:
                 return json_response(self._dry_run_created(strategy, obj, namespace), 201)
             return json_response(self.store.create(rtype, namespace, obj), 201)
-        return self._store_update(strategy, namespace, obj, current, dry_run)
+        return self._store_update(request, strategy, namespace, obj, current, dry_run)
 
     def _store_update(
-        self, strategy: Strategy, namespace: str | None, obj: Obj, current: Obj, dry_run: bool
+        self,
+        request: web.Request,
+        strategy: Strategy,
+        namespace: str | None,
+        obj: Obj,
+        current: Obj,
+        dry_run: bool,
+        sub: Subresource | None = None,
     ) -> web.Response:
         rtype = strategy.rtype
         meta = obj["metadata"]
@@ -418,19 +475,52 @@ class ResourceHandler:
             raise status.invalid(rtype.plural, current["metadata"]["name"], [cause], rtype.group)
         if asked_rv and asked_rv != current["metadata"]["resourceVersion"]:
             raise status.conflict(rtype.plural, current["metadata"]["name"], rtype.group)
-        for key in ("uid", "creationTimestamp", "deletionTimestamp"):
+        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
             if key in current["metadata"]:
                 meta[key] = current["metadata"][key]
             else:
                 meta.pop(key, None)
-        strategy.prepare(self.ctx, obj, current)
-        self._validate(strategy, obj, current)
-        strategy.admit(self.ctx, obj, current)
+        requester = requester_of(request)
+        if sub is None:
+            strategy.prepare(self.ctx, obj, current)
+            strategy.requester(self.ctx, requester, obj, current)
+            self._validate(strategy, obj, current)
+            strategy.admit(self.ctx, requester, obj, current)
+        else:
+            sub.prepare(self.ctx, obj, current)
+            self._validate(strategy, obj, current, sub.validate)
+            sub.admit(self.ctx, requester, obj, current)
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         if obj == current or dry_run:
             # an update that changes nothing is not written and keeps its resourceVersion
             return json_response(obj if dry_run else current)
         return json_response(self.store.update(rtype, namespace, obj))
+
+    async def _subresource(self, request: web.Request, strategy: Strategy, sub: Subresource) -> web.Response:
+        """get, update (PUT) and patch of a subresource; the object read and written is the whole one."""
+        info: RequestInfo = request["request_info"]
+        rtype = strategy.rtype
+        namespace = info.namespace or None if rtype.namespaced else None
+        negotiation.negotiate(request.headers.get("Accept", ""), negotiation.resource_types(info.verb))
+        current = self.store.get(rtype, namespace, info.name)
+        if info.verb == "get":
+            return self._respond(request, strategy, current)
+        if info.verb == "update":
+            obj = await read_object(request, rtype)
+            body_name = obj["metadata"].get("name") or ""
+            if body_name != info.name:
+                raise bad_request(
+                    f"the name of the object ({body_name}) does not match the name on the URL ({info.name})"
+                )
+            self._check_namespace(obj, namespace)
+        elif info.verb == "patch":
+            obj = patching.apply(request.content_type, current, await request.read())
+            if not isinstance(obj.get("metadata"), dict):
+                raise bad_request("metadata must be an object")
+            obj["kind"], obj["apiVersion"] = rtype.kind, rtype.api_version
+        else:
+            raise status.method_not_allowed()
+        return self._store_update(request, strategy, namespace, obj, current, _dry_run(request), sub)
 
     async def _patch(
         self, request: web.Request, strategy: Strategy, namespace: str | None, name: str
@@ -446,7 +536,7 @@ class ResourceHandler:
         patched["kind"], patched["apiVersion"] = rtype.kind, rtype.api_version
         if rtype.namespaced:
             meta.setdefault("namespace", namespace)
-        return self._store_update(strategy, namespace, patched, current, dry_run)
+        return self._store_update(request, strategy, namespace, patched, current, dry_run)
 
     async def _delete_options(self, request: web.Request) -> Obj:
         raw = await request.read()
@@ -464,6 +554,7 @@ class ResourceHandler:
     ) -> web.Response:
         rtype = strategy.rtype
         options = await self._delete_options(request)
+        propagation = deletion.Propagation.of(options)
         dry_run = _dry_run(request) or options.get("dryRun") == ["All"]
         current = self.store.get(rtype, namespace, name)
         preconditions = options.get("preconditions") or {}
@@ -471,10 +562,19 @@ class ResourceHandler:
             raise bad_request("preconditions must be an object")
         _check_delete_preconditions(rtype, current, preconditions)
         strategy.before_delete(self.ctx, current)
+        if rtype == self.namespaces:
+            # namespaces go at once with their contents (a documented simplification)
+            if not dry_run:
+                current = self.store.delete(rtype, namespace, name)
+                strategy.after_delete(self.ctx, current)
+            return json_response(self._deleted_body(strategy, current))
+        deleted = deletion.delete(self.store, rtype, current, propagation, dry_run)
+        if not deleted.gone:
+            # still there for its finalizers: the object itself, 202 only when orphanDependents=false was asked
+            return json_response(deleted.obj, 202 if propagation.orphan_dependents is False else 200)
         if not dry_run:
-            current = self.store.delete(rtype, namespace, name)
-            strategy.after_delete(self.ctx, current)
-        return json_response(self._deleted_body(strategy, current))
+            strategy.after_delete(self.ctx, deleted.obj)
+        return json_response(self._deleted_body(strategy, deleted.obj))
 
     def _deleted_body(self, strategy: Strategy, obj: Obj) -> Obj:
         if strategy.delete_returns_object:
@@ -492,13 +592,20 @@ class ResourceHandler:
     ) -> web.Response:
         rtype = strategy.rtype
         options = await self._delete_options(request)
+        propagation = deletion.Propagation.of(options)
         dry_run = _dry_run(request) or options.get("dryRun") == ["All"]
         deleted = []
         for obj in self.select(request, strategy, namespace):
             strategy.before_delete(self.ctx, obj)
-            if not dry_run:
-                obj = self.store.delete(rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"])
-                strategy.after_delete(self.ctx, obj)
+            if rtype == self.namespaces:
+                if not dry_run:
+                    obj = self.store.delete(rtype, None, obj["metadata"]["name"])
+                    strategy.after_delete(self.ctx, obj)
+            else:
+                outcome = deletion.delete(self.store, rtype, obj, propagation, dry_run)
+                obj = outcome.obj
+                if outcome.gone and not dry_run:
+                    strategy.after_delete(self.ctx, obj)
             obj.pop("kind", None)
             obj.pop("apiVersion", None)
             deleted.append(obj)
@@ -510,6 +617,12 @@ class ResourceHandler:
                 "items": deleted,
             }
         )
+
+
+def requester_of(request: web.Request) -> Requester:
+    user: UserInfo = request["user"]
+    info: RequestInfo = request["request_info"]
+    return Requester(user, info)
 
 
 def _path_name(request: web.Request, info: RequestInfo) -> str:

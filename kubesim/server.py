@@ -18,8 +18,11 @@ from broker._kits.pki import CertificateAuthority, IssuedCert, identity_of, writ
 from . import (
     authentication_v1,
     authorization_v1,
+    certificates_v1,
     coordination_v1,
     core_v1,
+    csr_signer,
+    garbage_collector,
     kubeconfig,
     oidc,
     rbac_v1,
@@ -170,13 +173,14 @@ class KubeSim:
             *core_v1.strategies(namespaced_types),
             *rbac_v1.strategies(),
             *coordination_v1.strategies(),
+            *certificates_v1.strategies(),
         ]:
             self.registry.add(strategy)
 
     def _bootstrap(self, store: Store) -> None:
         for name in self.options.initial_namespaces:
             store.create(NAMESPACES, None, core_v1.namespace_object(name))
-        rbac_v1.bootstrap(store)
+        rbac_v1.bootstrap(store, self.options.public_issuer_discovery)
 
     def _build_app(self, ctx: SimContext, events: EventLog) -> web.Application:
         app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_REQUEST_BYTES)
@@ -220,7 +224,11 @@ class KubeSim:
 
     async def _start(self) -> KubeSim:
         ca = self._load_or_make_ca()
-        keys = KeyRing.generate()
+        keys = (
+            KeyRing.from_pem(self.options.signing_key_pem)
+            if self.options.signing_key_pem
+            else KeyRing.generate()
+        )
         store = Store()
         ctx = SimContext(self.options, store, keys, ca)
         self._ctx = ctx
@@ -229,6 +237,9 @@ class KubeSim:
         self._stoppers.append(core_v1.install_default_serviceaccounts(store))
         controller = token_controller.install(ctx)
         self._stoppers.append(controller.stop)
+        self._stoppers.append(csr_signer.install(ctx).stop)
+        collector = garbage_collector.install(store, lambda: [s.rtype for s in self.registry.all()])
+        self._stoppers.append(collector.stop)
         self._bootstrap(store)
 
         hosts = list(dict.fromkeys(["127.0.0.1", "localhost", "::1", self.host]))

@@ -158,12 +158,18 @@ class Store:
             # etcd3 store GuaranteedUpdate: an unchanged object is not written, its resourceVersion stays
             return copy.deepcopy(current)
         meta["resourceVersion"] = self._next_rv()
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # the generic registry deletes an object being deleted once its last finalizer is removed
+            del bucket[name]
+            self._emit("DELETED", rtype, obj)
+            return copy.deepcopy(obj)
         bucket[name] = obj
         self._emit("MODIFIED", rtype, obj)
         return copy.deepcopy(obj)
 
     def delete(self, rtype: ResourceType, namespace: str | None, name: str, uid: str | None = None) -> Obj:
-        """Remove an object (no finalizers here: deletion is immediate). A uid precondition mismatch → 409."""
+        """Remove an object now, finalizers or not (deletion.delete honours them). A uid precondition mismatch
+        → 409."""
         bucket = self._bucket(rtype, namespace)
         current = bucket.get(name)
         if current is None:

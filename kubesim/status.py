@@ -26,8 +26,10 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         }
+        if self.reason:
+            # metav1.StatusReasonUnknown is "" and omitted (a plain error the server did not classify)
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code
@@ -81,8 +83,10 @@ class Cause:
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiError:
     # errors.NewInvalid: `<Kind> "<name>" is invalid: <field>: <msg>, <field>: <msg>`; the details kind is the Kind.
-    joined = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
-    if len(causes) > 1:
+    # ErrorList.ToAggregate: each distinct error once in the message (the causes keep every one)
+    shown = list(dict.fromkeys(f"{c.field}: {c.message}" if c.field else c.message for c in causes))
+    joined = ", ".join(shown)
+    if len(shown) > 1:
         joined = "[" + joined + "]"
     details: dict[str, Any] = {"name": name}
     if group:
@@ -127,6 +131,16 @@ def forbidden(
     return ApiError(
         403, "Forbidden", forbidden_message(user, verb, resource, group, namespace, name), details
     )
+
+
+def forbidden_because(plural: str, group: str, name: str, reason: str) -> ApiError:
+    """errors.NewForbidden(GroupResource, name, err): what a registry or admission plugin refuses, and why."""
+    subject = f'{qualified(plural, group)} "{name}"' if name else qualified(plural, group)
+    details: dict[str, Any] = {"name": name} if name else {}
+    if group:
+        details["group"] = group
+    details["kind"] = plural
+    return ApiError(403, "Forbidden", f"{subject} is forbidden: {reason}", details)
 
 
 def too_many_requests(retry_after: int) -> ApiError:

@@ -52,16 +52,22 @@ def max_len_error(length: int) -> str:
 
 
 def go_quote(value: Any) -> str:
-    """How field.Invalid prints a value: strings quoted like Go's %q, numbers and bools bare."""
+    """How field.Error prints a bad value: strings quoted like Go's %q, numbers and bools bare, anything else as
+    its JSON (apimachinery 0.34's ErrorBody)."""
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, list):
-        return "[]string{" + ", ".join(go_quote(v) for v in value) + "}"
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return str(value)
+
+
+def go_syntax(values: list[str]) -> str:
+    """fmt's %#v of a []string: []string{"a", "b"}."""
+    return "[]string{" + ", ".join(json.dumps(v) for v in values) + "}"
 
 
 def invalid_cause(path: str, value: Any, detail: str) -> Cause:
@@ -196,6 +202,70 @@ def validate_object_meta(meta: Mapping[str, Any], namespaced: bool, name_check: 
         causes.append(forbidden_cause("metadata.namespace", "not allowed on this type"))
     causes.extend(validate_labels(meta.get("labels")))
     causes.extend(validate_annotations(meta.get("annotations")))
+    causes.extend(validate_owner_references(meta.get("ownerReferences")))
+    causes.extend(validate_finalizers(meta.get("finalizers")))
+    return causes
+
+
+ORPHAN = "orphan"
+FOREGROUND = "foregroundDeletion"
+_STANDARD_FINALIZERS = ("kubernetes", ORPHAN, FOREGROUND)
+
+
+def validate_finalizers(finalizers: Any) -> list[Cause]:
+    """ValidateFinalizers (qualified names, not both orphan and foregroundDeletion), then core's check that an
+    unqualified name is a standard one."""
+    if not isinstance(finalizers, list):
+        return []
+    causes = [invalid_cause("metadata.finalizers", f, m) for f in finalizers for m in qualified_name(str(f))]
+    if ORPHAN in finalizers and FOREGROUND in finalizers:
+        causes.append(
+            invalid_cause(
+                "metadata.finalizers", finalizers, f"finalizer {ORPHAN} and {FOREGROUND} cannot be both set"
+            )
+        )
+    for i, name in enumerate(finalizers):
+        if "/" not in str(name) and name not in _STANDARD_FINALIZERS:
+            causes.append(
+                invalid_cause(
+                    f"metadata.finalizers[{i}]",
+                    name,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
+    return causes
+
+
+def validate_owner_references(refs: Any) -> list[Cause]:
+    """ValidateOwnerReferences: apiVersion (a version), kind, name and uid present; one controller at most."""
+    if not isinstance(refs, list):
+        return []
+    path = "metadata.ownerReferences"
+    causes: list[Cause] = []
+    controller = ""
+    for ref in refs:
+        if not isinstance(ref, dict):
+            continue
+        if not str(ref.get("apiVersion") or "").rpartition("/")[2]:
+            causes.append(
+                invalid_cause(f"{path}.apiVersion", ref.get("apiVersion") or "", "version must not be empty")
+            )
+        for key in ("kind", "name", "uid"):
+            if not ref.get(key):
+                causes.append(invalid_cause(f"{path}.{key}", ref.get(key) or "", "must not be empty"))
+        if ref.get("controller") is True:
+            this = f"{ref.get('kind', '')}/{ref.get('name', '')}"
+            if controller:
+                causes.append(
+                    invalid_cause(
+                        path,
+                        refs,
+                        "Only one reference can have Controller set to true. "
+                        f'Found "true" in references for {controller} and {this}',
+                    )
+                )
+            else:
+                controller = this
     return causes
 
 
@@ -229,6 +299,15 @@ def validate_meta_update(new: Mapping[str, Any], old: Mapping[str, Any]) -> list
     """ValidateObjectMetaUpdate: the immutable parts of metadata."""
     causes: list[Cause] = []
     new_meta, old_meta = new.get("metadata") or {}, old.get("metadata") or {}
+    if old_meta.get("deletionTimestamp"):
+        added = sorted(set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or []))
+        if added:
+            causes.append(
+                forbidden_cause(
+                    "metadata.finalizers",
+                    f"no new finalizers can be added if the object is being deleted, found new finalizers {go_syntax(added)}",
+                )
+            )
     for key in ("name", "namespace"):
         if (new_meta.get(key) or "") != (old_meta.get(key) or ""):
             causes.append(invalid_cause(f"metadata.{key}", new_meta.get(key) or "", "field is immutable"))

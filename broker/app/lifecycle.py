@@ -1,5 +1,5 @@
 """One running broker: its components wired from a config (wiring.py), started and stopped as one — audit
-store, clusters, start-up repair, the janitor and its Lease, the API and metrics listeners, TLS file rotation —
+store, clusters, start-up repair, the janitor and its Lease, audit streaming, the API and metrics listeners, TLS file rotation —
 and SIGHUP reload of roles, grants and callers."""
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from aiohttp import web
 from broker import metrics
 from broker.app.listeners import Listeners, bound_tls_read_buffers, reloading_tls, serve_api, serve_metrics
 from broker.app.stores import open_store
+from broker.app.streaming import build_streaming
 from broker.app.wiring import authenticators_from, connect_clusters, elector_from, http_app_from, policy_from
 from broker.audit.records import utc_now
 from broker.audit.store import AuditStore
 from broker.background.janitor import Janitor
 from broker.background.leader import LeaseElector
+from broker.background.streaming import AuditStreaming
 from broker.callers.chain import AuthenticatorChain
 from broker.domain.errors import BrokerError
 from broker.http.tls_reload import ReloadingServerTLS
@@ -49,6 +51,7 @@ class Broker:
         self.store: AuditStore | None = None
         self.janitor: Janitor | None = None
         self.elector: LeaseElector | None = None
+        self.streaming: AuditStreaming | None = None
         self.tls: ReloadingServerTLS | None = None
         self.listeners: Listeners | None = None
 
@@ -93,9 +96,14 @@ class Broker:
         self._closers.append(store.close)
         self._clusters = await connect_clusters(self.config)
         await self._repair(store)
+        # [[audit.sinks]] and signed checkpoints, on the janitor leader (a sink's unusable file stops the start)
+        self.streaming = build_streaming(store, self.config.audit, self.elector)
         app = http_app_from(lambda: self.config, lambda: self._policy, self._chain, self._clusters, store)
         self.listeners = await self._listen(app)
         self._start_janitor()
+        if self.streaming is not None:
+            # after the elector: cancelled before it, so the Lease is released after the last delivery round
+            self._tasks.append(asyncio.create_task(self.streaming.run()))
         log.info(
             "broker listening", extra={"api": self.listeners.api_url, "metrics": self.listeners.metrics_url}
         )

@@ -23,6 +23,8 @@ from broker.http.tls import server_ssl_context
 from broker.kube.transport import ClusterConfigError, load_connection
 from broker.settings import BrokerConfig, ConfigError, ConfigProblem
 
+from .streaming import stream_file_problems
+
 
 def check_files(path: Path, cfg: BrokerConfig) -> None:
     """Raise ConfigError naming every file problem; return when there is none."""
@@ -31,6 +33,7 @@ def check_files(path: Path, cfg: BrokerConfig) -> None:
         *asyncio.run(_clusters(cfg)),
         *_oidc(cfg),
         *_audit(cfg),
+        *(ConfigProblem(key, problem) for key, problem in stream_file_problems(cfg.audit)),
     ]
     if problems:
         raise ConfigError(path, problems)

@@ -28,6 +28,7 @@ from broker.policy import Policy
 from broker.settings import BrokerConfig, GrantConfig, OidcIssuerConfig, RateLimitConfig, RoleConfig
 from broker.usecases.access import Visibility
 from broker.usecases.clusters import ClusterHandle
+from broker.usecases.correlations import Correlator
 from broker.usecases.introspection import Introspector
 from broker.usecases.issuance import Issuer
 from broker.usecases.ratelimits import CallerRateLimits
@@ -174,5 +175,6 @@ def http_app_from(
         records=Records(store, visibility),
         revocation=Revocations(store, Revocation(store, kube), visibility),
         introspection=Introspector(store, clusters, visibility),
+        correlation=Correlator(store, visibility),
         max_body_bytes=cfg().server.max_body_bytes,
     )

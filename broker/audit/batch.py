@@ -2,8 +2,8 @@
 
 Every write is a request; the writer hands a batch of them to `BatchRunner`, which runs, in lifecycle order,
 one multi-row INSERT for the batch's new issuances, one UPDATE ... FROM (VALUES ...) RETURNING per kind of
-state change, and one multi-row INSERT for all the events — then any rare maintenance statement. Round trips
-per batch stay constant, so a batch of 256 costs about what a batch of 1 does.
+state change, any rare maintenance statement, then one multi-row INSERT for all the events (chained, and
+last: see chain.py). Round trips per batch stay constant, so a batch of 256 costs about what a batch of 1 does.
 
 Lifecycle order also decides conflicts inside one batch: complete before fail (so a late abort loses to a
 completion that got there first, and vice versa across batches), revoke after complete. The same id twice
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from .backend import Backend, Row, Tx
 from .records import AuditRecord
-from .rows import EVENT_COLUMNS, ISSUANCE_COLUMNS, SELECT_ISSUANCE, Codec
+from .rows import ISSUANCE_COLUMNS, SELECT_ISSUANCE, Codec
 
 # rows per statement: PostgreSQL allows 32767 parameters, SQLite 32766 (3.32+); 500 x 31 columns fits both
 CHUNK_ROWS = 500
@@ -122,7 +122,7 @@ class Append:
 
 @dataclass(frozen=True)
 class Raw:
-    """A maintenance statement run after everything else in the batch. Result: whatever `run` returns."""
+    """A maintenance statement run after the state changes, before the events. Result: what `run` returns."""
 
     run: Callable[[Tx], Awaitable[Any]]
 
@@ -140,10 +140,15 @@ def multi_insert(table: str, columns: Sequence[str], rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
+# inserts a batch's events, in order, in the open transaction (chain.ChainWriter.append: the hash chain)
+AppendEvents = Callable[[Tx, Sequence[AuditRecord]], Awaitable[object]]
+
+
 class BatchRunner:
-    def __init__(self, backend: Backend, codec: Codec) -> None:
+    def __init__(self, backend: Backend, codec: Codec, append_events: AppendEvents) -> None:
         self._backend = backend
         self._codec = codec
+        self._append_events = append_events
 
     def _transition_sql(self, kind: TransitionKind, rows: int) -> str:
         names = ["v_id", *(name for name, _ in kind.columns)]
@@ -164,12 +169,11 @@ class BatchRunner:
             if isinstance(request, Append):
                 events.append(request.record)
                 results[i] = request.record
-        for chunk in _chunks(events):
-            values = [v for e in chunk for v in self._codec.event_values(e)]
-            await tx.execute(multi_insert("events", EVENT_COLUMNS, len(chunk)), values)
         for i, request in enumerate(requests):
             if isinstance(request, Raw):
                 results[i] = await request.run(tx)
+        # last: appending takes the chain head's lock, which every transaction must take after its other locks
+        await self._append_events(tx, events)
         return results
 
     async def _begin(self, tx: Tx, requests: Sequence[Request], results: list[Any]) -> None:

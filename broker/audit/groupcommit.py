@@ -75,8 +75,11 @@ class GroupCommitter:
         except asyncio.QueueFull:
             raise audit_unavailable(retry_after=1.0, reason="audit write queue is full") from None
         try:
-            # on timeout wait_for cancels the future: the writer then skips the request if it has not started
-            return await asyncio.wait_for(future, self._timeout)
+            # on timeout the future is cancelled: the writer then skips the request if it has not started.
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the future completes
+            # as the caller is being cancelled, swallowing the cancellation (a janitor then never stops)
+            async with asyncio.timeout(self._timeout):
+                return await future
         except TimeoutError:
             raise audit_unavailable(f"audit write not committed within {self._timeout:g}s") from None
 

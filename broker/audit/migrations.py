@@ -8,16 +8,16 @@ replicas starting at once apply each migration exactly once. Never edit a releas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from .backend import Tx
+from .backend import Backend, Tx
+from .chain import GENESIS, backfill
 
 _TYPES = {
-    "sqlite": {"TIME": "INTEGER", "JSON": "TEXT", "INT": "INTEGER"},
-    "postgres": {"TIME": "timestamptz", "JSON": "jsonb", "INT": "integer"},
+    "sqlite": {"TIME": "INTEGER", "JSON": "TEXT", "INT": "INTEGER", "BIGINT": "INTEGER"},
+    "postgres": {"TIME": "timestamptz", "JSON": "jsonb", "INT": "integer", "BIGINT": "bigint"},
 }
 
 _RECORD_COLUMNS = """
@@ -83,17 +83,47 @@ _V1 = [
 ]
 
 
+# the hash chain (chain.py), the sinks' delivery cursors and the signed checkpoints
+_V2 = [
+    "ALTER TABLE events ADD COLUMN seq {BIGINT}",
+    "ALTER TABLE events ADD COLUMN prev_hash text",
+    "ALTER TABLE events ADD COLUMN hash text",
+    # 'head': the newest event's seq and hash; 'anchor': the newest event retention deleted (where a
+    # verification starts). Two rows, two row locks: retention never holds the head.
+    "CREATE TABLE audit_chain (name text PRIMARY KEY, seq {BIGINT} NOT NULL, hash text NOT NULL)",
+    f"INSERT INTO audit_chain (name, seq, hash) VALUES ('head', 0, '{GENESIS}'), ('anchor', 0, '{GENESIS}')",  # noqa: S608 -- a constant
+    # one row per configured sink: every event with seq <= this one was acknowledged by the sink
+    "CREATE TABLE sink_cursors (sink text PRIMARY KEY, seq {BIGINT} NOT NULL, updated_at {TIME} NOT NULL)",
+    """CREATE TABLE audit_checkpoints (
+    seq {BIGINT} PRIMARY KEY,
+    hash text NOT NULL,
+    signed_at {TIME} NOT NULL,
+    key_id text NOT NULL,
+    signature text NOT NULL
+)""",
+]
+# after the backfill numbered the events written before the chain existed
+_V2_AFTER = ["CREATE UNIQUE INDEX events_seq ON events (seq)"]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    # a step in Python between `statements` and `after` (data that SQL alone cannot compute)
+    run: Callable[[Tx, Backend], Awaitable[object]] | None = None
+    after: tuple[str, ...] = ()
 
-    def sql(self, backend: str) -> list[str]:
-        return [stmt.format(**_TYPES[backend]) for stmt in self.statements]
+    def sql(self, backend: str, statements: tuple[str, ...] | None = None) -> list[str]:
+        chosen = self.statements if statements is None else statements
+        return [stmt.format(**_TYPES[backend]) for stmt in chosen]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "issuances and events", tuple(_V1)),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "issuances and events", tuple(_V1)),
+    Migration(2, "hash chain, sink cursors, checkpoints", tuple(_V2), backfill, tuple(_V2_AFTER)),
+)
 LATEST = MIGRATIONS[-1].version
 
 
@@ -101,9 +131,9 @@ class SchemaTooNew(RuntimeError):
     """The database was migrated by a newer broker: refuse rather than write rows it does not expect."""
 
 
-async def migrate(tx: Tx, backend: str, now: datetime, encode_time: Callable[[datetime], Any]) -> list[int]:
+async def migrate(tx: Tx, backend: Backend, now: datetime) -> list[int]:
     """Apply the missing migrations; the versions applied (empty when the schema was current)."""
-    time_type = _TYPES[backend]["TIME"]
+    time_type = _TYPES[backend.name]["TIME"]
     await tx.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         f"version integer PRIMARY KEY, description text NOT NULL, applied_at {time_type} NOT NULL)"
@@ -116,11 +146,15 @@ async def migrate(tx: Tx, backend: str, now: datetime, encode_time: Callable[[da
     for migration in MIGRATIONS:
         if migration.version <= current:
             continue
-        for statement in migration.sql(backend):
+        for statement in migration.sql(backend.name):
+            await tx.execute(statement)
+        if migration.run is not None:
+            await migration.run(tx, backend)
+        for statement in migration.sql(backend.name, migration.after):
             await tx.execute(statement)
         await tx.execute(
             "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-            (migration.version, migration.description, encode_time(now)),
+            (migration.version, migration.description, backend.encode_time(now)),
         )
         applied.append(migration.version)
     return applied

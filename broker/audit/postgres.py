@@ -99,7 +99,7 @@ class PostgresBackend:
             async with self._connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(self.schema))
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                await migrate(_PgTx(conn), self.name, utc_now(), self.encode_time)
+                await migrate(_PgTx(conn), self, utc_now())
         except SchemaTooNew:
             await self.close()
             raise

@@ -120,7 +120,7 @@ class SqliteBackend:
                     await asyncio.to_thread(_create_private, self.path)
                 self._writer = await self._open_connection(query_only=False)
                 async with self.transaction() as tx:
-                    await migrate(tx, self.name, utc_now(), self.encode_time)
+                    await migrate(tx, self, utc_now())
                 self._reader = await self._open_connection(query_only=True)
         except SchemaTooNew:
             await self.close()

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from broker.domain.errors import BrokerError, audit_unavailable
 from broker.domain.records import SHA256_HEX
@@ -30,17 +30,19 @@ from .batch import (
     Transition,
     multi_insert,
 )
+from .chain import ChainWriter, trim
 from .groupcommit import CommitStats, GroupCommitter
 from .paging import check_limit, decode_cursor, encode_cursor
 from .queries import EVENTS_LOG, ISSUANCES, Listing, page_query
 from .records import AuditRecord, ContextLimits, SecretBinding, redact, scrubbed, utc_now
-from .rows import EVENT_COLUMNS, ISSUANCE_COLUMNS, NEVER, SELECT_ISSUANCE, Codec
+from .rows import ISSUANCE_COLUMNS, NEVER, SELECT_ISSUANCE, Codec
 from .store import AuditFilter, Page
 
 log = logging.getLogger(__name__)
 
 # rows deleted per retention transaction: short enough not to hold up issuances queued behind it
 RETENTION_CHUNK = 2000
+T = TypeVar("T")
 
 
 def _secret_values(secret: SecretBinding | None) -> tuple[str | None, ...]:
@@ -68,9 +70,10 @@ class SqlAuditStore:
         self._timeout = timeout
         self._limits = context_limits or ContextLimits()
         self._clock = clock
+        self._chain = ChainWriter(backend, self._codec)
         self._committer = GroupCommitter(
             backend.transaction,
-            BatchRunner(backend, self._codec),
+            BatchRunner(backend, self._codec, self._chain.append),
             max_batch=max_batch,
             max_delay=max_delay,
             queue_size=queue_size,
@@ -81,6 +84,16 @@ class SqlAuditStore:
     def stats(self) -> CommitStats:
         """Transactions and operations the group-commit writer has committed (for metrics and tests)."""
         return self._committer.stats
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
+
+    async def in_writer(self, run: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run `run` in the group-commit writer's next transaction (the one connection that writes SQLite):
+        what the sinks' cursors and the checkpoints write. BrokerError 503 as for any write."""
+        result: T = await self._committer.submit(Raw(run))
+        return result
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -211,24 +224,22 @@ class SqlAuditStore:
             return 0
         cutoff = self._codec.time(now - timedelta(days=self._retention_days))
         t_now = self._codec.time(now)
-        chunks: list[tuple[str, list[Any]]] = [
-            (
-                "DELETE FROM events WHERE event_id IN "
-                "(SELECT event_id FROM events WHERE ts < ? ORDER BY ts LIMIT ?) RETURNING 1",
-                [cutoff, RETENTION_CHUNK],
-            ),
-            # keep what start-up repair or the janitor still has to act on, and tokens still live
-            (
-                "DELETE FROM issuances WHERE id IN (SELECT id FROM issuances WHERE ts < ? AND "
-                "(event IN ('denied', 'failed', 'aborted', 'revoked', 'expired') OR "
-                "(event = 'issued' AND secret_name IS NULL AND live_until <= ?)) ORDER BY ts LIMIT ?) RETURNING 1",
-                [cutoff, t_now, RETENTION_CHUNK],
-            ),
-        ]
+        # keep what start-up repair or the janitor still has to act on, and tokens still live
+        issuances = _delete(
+            "DELETE FROM issuances WHERE id IN (SELECT id FROM issuances WHERE ts < ? AND "
+            "(event IN ('denied', 'failed', 'aborted', 'revoked', 'expired') OR "
+            "(event = 'issued' AND secret_name IS NULL AND live_until <= ?)) ORDER BY ts LIMIT ?) RETURNING 1",
+            [cutoff, t_now, RETENTION_CHUNK],
+        )
+
+        async def events(tx: Tx) -> int:
+            # a prefix of the chain, so what remains still verifies from the anchor (chain.trim)
+            return await trim(tx, self.backend, cutoff, RETENTION_CHUNK)
+
         total = 0
-        for sql, args in chunks:
+        for step in (events, issuances):
             while True:
-                deleted = await self._committer.submit(Raw(_delete(sql, args)))
+                deleted = await self._committer.submit(Raw(step))
                 total += deleted
                 if deleted < RETENTION_CHUNK:
                     break
@@ -293,21 +304,18 @@ class SqlAuditStore:
         clean = [scrubbed(r, self._limits) for r in records]
         issuances = [c.issuance_values(r, now) for r in clean if r.event != "denied"]
         events = [
-            c.event_values(r, r.event_id or str(uuid.uuid4()))
+            replace(r, event_id=r.event_id or str(uuid.uuid4()))
             for r in clean
             if with_events and r.event != "pending"
         ]
         try:
             async with self.backend.transaction() as tx:
-                for table, columns, rows in (
-                    ("issuances", ISSUANCE_COLUMNS, issuances),
-                    ("events", EVENT_COLUMNS, events),
-                ):
-                    for start in range(0, len(rows), CHUNK_ROWS):
-                        chunk = rows[start : start + CHUNK_ROWS]
-                        await tx.execute(
-                            multi_insert(table, columns, len(chunk)), [v for r in chunk for v in r]
-                        )
+                for start in range(0, len(issuances), CHUNK_ROWS):
+                    chunk = issuances[start : start + CHUNK_ROWS]
+                    await tx.execute(
+                        multi_insert("issuances", ISSUANCE_COLUMNS, len(chunk)), [v for r in chunk for v in r]
+                    )
+                await self._chain.append(tx, events)
         except Exception as err:
             raise audit_unavailable(f"audit import failed: {type(err).__name__}: {err}") from err
 

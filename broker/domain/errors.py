@@ -12,8 +12,10 @@ from enum import StrEnum
 
 
 class ErrorKind(StrEnum):
-    # the request itself: 400, 422
+    # the request itself: 400, 413, 415, 422
     BAD_REQUEST = "bad_request"
+    BODY_TOO_LARGE = "body_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INVALID_REQUEST = "invalid_request"
     TTL = "ttl"
     AUDIENCE = "audience"
@@ -68,6 +70,8 @@ _INVALID = (422, "invalid-request")
 # the HTTP status and problem type (urn:kube-token-broker:problem:<slug>) of each kind
 _HTTP: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.BAD_REQUEST: (400, "bad-request"),
+    ErrorKind.BODY_TOO_LARGE: (413, "body-too-large"),
+    ErrorKind.UNSUPPORTED_MEDIA_TYPE: (415, "unsupported-media-type"),
     ErrorKind.INVALID_REQUEST: _INVALID,
     ErrorKind.TTL: _INVALID,
     ErrorKind.AUDIENCE: _INVALID,
@@ -105,6 +109,8 @@ _TITLES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",

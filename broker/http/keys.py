@@ -8,7 +8,13 @@ from aiohttp import web
 
 from broker.callers.chain import AuthenticatorChain
 from broker.domain.identity import Caller
-from broker.usecases.ports import IntrospectionPort, IssuancePort, RecordsPort, RevocationPort
+from broker.usecases.ports import (
+    CorrelationPort,
+    IntrospectionPort,
+    IssuancePort,
+    RecordsPort,
+    RevocationPort,
+)
 
 AUTHENTICATOR = web.AppKey("authenticator", AuthenticatorChain)
 ISSUANCE = web.AppKey("issuance", IssuancePort)
@@ -16,6 +22,7 @@ ISSUANCE = web.AppKey("issuance", IssuancePort)
 RECORDS = web.AppKey("records", RecordsPort)
 REVOCATION = web.AppKey("revocation", RevocationPort)
 INTROSPECTION = web.AppKey("introspection", IntrospectionPort)
+CORRELATION = web.AppKey("correlation", CorrelationPort)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
 # the authenticated caller, once known (the access log names it)
 CALLER_KEY = web.RequestKey("caller", Caller)

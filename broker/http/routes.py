@@ -10,8 +10,16 @@ from aiohttp.typedefs import Handler
 
 from broker import __version__
 from broker.callers.chain import AuthenticatorChain
-from broker.http import meta, operators, tokens
-from broker.http.keys import AUTHENTICATOR, INTROSPECTION, ISSUANCE, OPENAPI_DOCUMENT, RECORDS, REVOCATION
+from broker.http import correlations, meta, operators, tokens
+from broker.http.keys import (
+    AUTHENTICATOR,
+    CORRELATION,
+    INTROSPECTION,
+    ISSUANCE,
+    OPENAPI_DOCUMENT,
+    RECORDS,
+    REVOCATION,
+)
 from broker.http.models import (
     AuditEventList,
     AuditEventView,
@@ -33,7 +41,13 @@ from broker.http.observe import metrics_middleware
 from broker.http.openapi import Operation, Reply, build_document
 from broker.http.problem import error_middleware
 from broker.http.request_id import request_id_middleware
-from broker.usecases.ports import IntrospectionPort, IssuancePort, RecordsPort, RevocationPort
+from broker.usecases.ports import (
+    CorrelationPort,
+    IntrospectionPort,
+    IssuancePort,
+    RecordsPort,
+    RevocationPort,
+)
 
 _NO_STORE = {"Cache-Control": "no-store", "Location": "the issued token's resource (for revocation)"}
 _KUBECONFIG_TEXT = {"type": "string", "description": "a kubeconfig (YAML) holding the token"}
@@ -184,6 +198,7 @@ ROUTES: tuple[tuple[Operation, Handler], ...] = (
         ),
         operators.introspect,
     ),
+    correlations.ROUTE,
     (
         Operation(
             "GET",
@@ -266,11 +281,13 @@ def build_http_app(
     records: RecordsPort | None = None,
     revocation: RevocationPort | None = None,
     introspection: IntrospectionPort | None = None,
+    correlation: CorrelationPort | None = None,
 ) -> web.Application:
     """The broker's public API. The caller adds lifecycle (cleanup_ctx) and runs it with
     `web.AppRunner(app, access_log_class=RedactingAccessLogger)` over a `server_ssl_context(...)`.
 
     records, revocation, introspection: the audit trail's use cases (None: those endpoints answer 503).
+    correlation: POST /v1/audit/correlations (None: it answers 503).
     """
     app = web.Application(
         # request_id outermost so error responses carry the id too
@@ -286,7 +303,8 @@ def build_http_app(
         app[REVOCATION] = revocation
     if introspection is not None:
         app[INTROSPECTION] = introspection
-
+    if correlation is not None:
+        app[CORRELATION] = correlation
     app[OPENAPI_DOCUMENT] = openapi_document()
     for op, handler in ROUTES:
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .paths import resolve_config_path
+from .sinks import SinkSettings
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -44,6 +45,13 @@ class AuditSettings(BaseModel):
     context_max_entries: int = Field(default=16, ge=0, le=256)
     context_max_key_length: int = Field(default=64, ge=1, le=1024)
     context_max_value_length: int = Field(default=256, ge=1, le=8192)
+    # [[audit.sinks]]: streamed from the store with at-least-once delivery (broker/audit/sinks)
+    sinks: tuple[SinkSettings, ...] = ()
+    # how often the delivery loop looks for new events when it has caught up
+    sink_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # an ed25519 private key (PEM): the chain head is signed every checkpoint_interval_seconds
+    checkpoint_key_file: Path | None = None
+    checkpoint_interval_seconds: float = Field(default=300.0, ge=1, le=86_400)
 
     @field_validator("sqlite_path")
     @classmethod
@@ -60,6 +68,19 @@ class AuditSettings(BaseModel):
         if not value.strip():
             raise ValueError('path must not be empty (use "-" for standard output)')
         return str(resolve_config_path(Path(value), info))
+
+    @field_validator("checkpoint_key_file")
+    @classmethod
+    def _key_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_config_path(value, info)
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_sinks(cls, value: tuple[SinkSettings, ...]) -> tuple[SinkSettings, ...]:
+        names = [sink.name for sink in value]
+        if len(set(names)) != len(names):
+            raise ValueError("sink names must be unique (each names its delivery cursor)")
+        return value
 
     @field_validator("postgres_schema")
     @classmethod

@@ -1,6 +1,6 @@
 """What the HTTP edge (and anything else above the use cases) may ask of them: one protocol per use case, and
 the plain data that goes in and out. Nothing of the audit store's or the Kubernetes client's own types leaks
-through here: records, filters and pages are the domain's.
+through here: records, filters, pages and a token's audited requests are the domain's.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from broker.domain.activity import TokenActivity
 from broker.domain.identity import Caller
 from broker.domain.records import AuditFilter, AuditRecord, Page
 
@@ -151,4 +152,23 @@ class RevocationPort(Protocol):
 class IntrospectionPort(Protocol):
     async def introspect(self, caller: Caller, token: str) -> Introspection:
         """RFC 7662-like; never raises for a token that is not ours (503 only when keys are unreachable)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A kube-apiserver audit log joined to the issuance records a caller may see."""
+
+    tokens: tuple[TokenActivity, ...]
+    # lines read, lines that were not JSON events, distinct tokens beyond the bound (their requests not kept)
+    lines: int
+    unparsable_lines: int
+    tokens_dropped: int
+
+
+class CorrelationPort(Protocol):
+    async def correlate(
+        self, caller: Caller, chunks: AsyncIterator[bytes], *, jti: str | None = None
+    ) -> Correlation:
+        """Read the audit log (bytes, JSON lines) and join; BrokerError 503 when the store cannot be read."""
         ...

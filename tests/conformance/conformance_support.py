@@ -3,14 +3,20 @@ that differ by nature (uids, resource versions, times, tokens, addresses) are re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+from backends import kubectl_binary
 from cluster_admin import Cluster, client_ssl
+from kubesim_harness import kubectl_env
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 ADMIN = ("admin", ("system:masters",))
@@ -41,6 +47,7 @@ class Peer:
     name: str
     cluster: Cluster
     _contexts: dict[tuple[str, tuple[str, ...]], Any] = field(default_factory=dict)
+    _sessions: dict[tuple[str, tuple[str, ...]], aiohttp.ClientSession] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -52,6 +59,19 @@ class Peer:
             cert = None if user is None else self.cluster.client_cert(user[0], list(user[1]))
             self._contexts[key] = client_ssl(self.cluster, cert)
         return self._contexts[key]
+
+    def _session(self, user: tuple[str, tuple[str, ...]] | None) -> aiohttp.ClientSession:
+        """One keep-alive session per identity (a TLS handshake per request would be most of a test's time)."""
+        key = user or ("", ())
+        if key not in self._sessions:
+            connector = aiohttp.TCPConnector(ssl=self._ssl(user))
+            self._sessions[key] = aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False, connector=connector)
+        return self._sessions[key]
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
 
     async def call(
         self,
@@ -68,10 +88,7 @@ class Peer:
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
             user = None
-        async with (
-            aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False) as session,
-            session.request(method, self.url + path, json=body, headers=sent, ssl=self._ssl(user)) as resp,
-        ):
+        async with self._session(user).request(method, self.url + path, json=body, headers=sent) as resp:
             text = await resp.text()
             try:
                 parsed: Any = json.loads(text)
@@ -79,6 +96,55 @@ class Peer:
                 parsed = text
             kept = {h: resp.headers[h] for h in HEADERS if h in resp.headers}
             return Answer(resp.status, kept, parsed)
+
+    async def watch(
+        self,
+        path: str,
+        until: Callable[[dict[str, Any]], bool],
+        *,
+        user: tuple[str, tuple[str, ...]] = ADMIN,
+        timeout: float = 30.0,
+    ) -> list[dict[str, Any]]:
+        """The events of a watch (`path` with ?watch=true…) up to and including the first that `until` accepts,
+        within a bound."""
+        events: list[dict[str, Any]] = []
+        limit = aiohttp.ClientTimeout(total=timeout)
+        async with (
+            aiohttp.ClientSession(timeout=limit, trust_env=False) as session,
+            session.get(self.url + path, headers={"Accept": "application/json"}, ssl=self._ssl(user)) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            async for line in resp.content:
+                if line.strip():
+                    events.append(json.loads(line))
+                    if until(events[-1]):
+                        return events
+        raise AssertionError(f"{self.name}: the watch ended before the awaited event: {events}")
+
+    async def kubectl(
+        self, workdir: Path, *args: str, token: str | None = None, user: tuple[str, tuple[str, ...]] = ADMIN
+    ) -> subprocess.CompletedProcess[str]:
+        """The kubectl built with the control plane (the real one), against this server, as a client-certificate
+        user or with a bearer token."""
+        home = workdir / f"kubectl-{self.name}"
+        home.mkdir(parents=True, exist_ok=True)
+        cert = None if token is not None else self.cluster.client_cert(user[0], list(user[1]))
+        return await self.kubectl_with(
+            self.cluster.write_kubeconfig(home / "kubeconfig", cert=cert, token=token), *args
+        )
+
+    async def kubectl_with(self, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """That kubectl with a kubeconfig of the caller's; its discovery cache beside the kubeconfig."""
+        command = [kubectl_binary(real=True), "--kubeconfig", str(kubeconfig), *args]
+        return await asyncio.to_thread(
+            subprocess.run,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=kubectl_env(kubeconfig.parent),
+            check=False,
+        )
 
 
 @dataclass

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from backends import REAL, fresh_name
 from conformance_support import Pair, Peer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from controlplane import ControlPlane
 from controlplane.plane import ISSUER
@@ -25,9 +27,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(REAL)
 
 
+@pytest.fixture(scope="session")
+def signing_key_pem() -> bytes:
+    """One service-account key for every simulator of the session (an RSA key costs 80 ms to make)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 @pytest.fixture
-async def pair(control_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Pair]:
-    options = SimOptions(issuer=ISSUER, api_audiences=[ISSUER], max_token_expiration=MAX_TOKEN_EXPIRATION)
+async def pair(control_plane: ControlPlane, tmp_path: Path, signing_key_pem: bytes) -> AsyncIterator[Pair]:
+    options = SimOptions(
+        signing_key_pem=signing_key_pem,
+        issuer=ISSUER,
+        api_audiences=[ISSUER],
+        max_token_expiration=MAX_TOKEN_EXPIRATION,
+        public_issuer_discovery=False,
+    )
     async with KubeSim(options, state_dir=tmp_path / "sim") as sim:
         pair = Pair(Peer("sim", sim), Peer("real", control_plane), fresh_name("conf"))
         await pair.setup(
@@ -35,4 +52,8 @@ async def pair(control_plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Pai
             "/api/v1/namespaces",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": pair.namespace}},
         )
-        yield pair
+        try:
+            yield pair
+        finally:
+            for peer in pair.peers:
+                await peer.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -208,3 +209,15 @@ async def test_legacy_token_use_is_labelled_and_invalid_since_refuses(pair: Pair
             break
         await asyncio.sleep(0.5)
     assert_same(sim.body["status"], real.body["status"])
+
+
+async def test_self_subject_review_of_a_certificate_user(pair: Pair) -> None:
+    sim, real = await pair.both("POST", SELF_REVIEWS, SELF_REVIEW, user=("carol", ("devs",)))
+    assert (sim.status, real.status) == (201, 201)
+    # the x509 authenticator names the credential: X509SHA256=<the certificate's SHA-256>, each server's own
+    fingerprint = re.compile(r"X509SHA256=[0-9a-f]{64}")
+    for answer in (sim, real):
+        ids = answer.body["status"]["userInfo"]["extra"]["authentication.kubernetes.io/credential-id"]
+        assert len(ids) == 1 and fingerprint.fullmatch(ids[0]), ids
+        ids[0] = "X509SHA256=<fingerprint>"
+    assert_same(sim.body, real.body, servers=servers(pair))

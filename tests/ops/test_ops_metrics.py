@@ -36,6 +36,10 @@ EXPECTED_NAMES = {
     "token_broker_build_info",
     "token_broker_config_reloads_total",
     "token_broker_tls_certificate_expiry_timestamp_seconds",
+    "token_broker_audit_sink_lag_events",
+    "token_broker_audit_sink_lag_seconds",
+    "token_broker_audit_sink_delivered_total",
+    "token_broker_audit_sink_failures_total",
 }
 
 
@@ -61,6 +65,10 @@ def touch_everything(m: BrokerMetrics) -> None:
     m.set_janitor_leader(True)
     m.config_reload("failure")
     m.set_tls_certificate_expiry("server", datetime(2030, 1, 1, tzinfo=UTC))
+    m.declare_sinks(["siem"])
+    m.set_sink_lag("siem", 12, 3.5)
+    m.sink_delivered("siem", 100)
+    m.sink_failure("siem", "connect")
 
 
 def promtool_check(text: str) -> None:

@@ -8,12 +8,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
+import pytest
 from ops_api_support import ALICE, ALICE_API_KEY, BOB, OPS, Api, problem, record_issued
 
 from broker.audit import EVENTS, LOG_EVENTS, SqlAuditStore
 from broker.http.models import IssuanceState, LogEvent
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now_is_this_tests_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    # records "issued now" must still be live when the test reads them, however long the suite ran before
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC).replace(microsecond=0))
+
+
 ITEM_KEYS = {
     "token_id", "state", "active", "requested_at", "caller", "role", "cluster", "namespace", "service_account",
     "audiences", "ttl_requested", "ttl_granted", "jti", "token_sha256", "issued_at", "expires_at", "revoke_at",

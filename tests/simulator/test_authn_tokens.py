@@ -93,6 +93,8 @@ def test_a_recently_deleted_object_is_honoured_for_the_leeway() -> None:
     create_sa(ctx, "sa1")
     secret = create_secret(ctx, "s1")
     token = token_for(ctx, boundObjectRef={"apiVersion": "v1", "kind": "Secret", "name": "s1"})
+    # a deleted object lingers, deletionTimestamp set, while a finalizer holds it
+    secret["metadata"]["finalizers"] = ["example.com/hold"]
     secret["metadata"]["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     ctx.store.update(SECRETS, "default", secret)
     assert authenticate_token(ctx, token) is not None

@@ -85,7 +85,7 @@ def test_self_subject_review_reports_the_requester() -> None:
             "extra": {"k": ["v"]},
         }
     }
-    # a certificate user has no uid and no extra: omitted, not empty
+    # a user without uid and extra: both omitted, not empty
     assert self_subject_review(UserInfo("admin", groups=["system:masters"]))["status"] == {
         "userInfo": {"username": "admin", "groups": ["system:masters"]}
     }

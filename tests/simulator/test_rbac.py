@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from kubesim_support import admin, call, client, kubeconfig_for, kubectl
 
 from kubesim import KubeSim
@@ -55,9 +58,14 @@ async def test_any_authenticated_user_can_discover_and_ask(kubesim: KubeSim, tmp
     assert resources.returncode == 0, resources.stderr
     assert "serviceaccounts" in resources.stdout.split()
     whoami = await kubectl(config, "auth", "whoami", "-o", "json")
+    # the x509 authenticator names the credential by the certificate's SHA-256, as kube-apiserver 1.34 does
+    pem = base64.b64decode(yaml.safe_load(config.read_text())["users"][0]["user"]["client-certificate-data"])
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    fingerprint = hashlib.sha256(der).hexdigest()
     assert json.loads(whoami.stdout)["status"]["userInfo"] == {
         "username": "carol",
         "groups": ["devs", "system:authenticated"],
+        "extra": {"authentication.kubernetes.io/credential-id": [f"X509SHA256={fingerprint}"]},
     }
     async with client(kubesim, "carol", ("devs",)) as http:
         code, _, _ = await call(http, "GET", "/version")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokens_support import segments
 
+from kubesim import KubeSim, SimOptions
 from kubesim.tokens import InvalidToken, KeyRing, b64url_encode, key_id, new_signing_key
 
 # pkg/serviceaccount/jwt_test.go: rsaPublicKey / rsaKeyID and ecdsaPublicKey / ecdsaKeyID
@@ -238,3 +240,13 @@ def test_any_json_claims_round_trip(claims: dict[str, Any]) -> None:
 
 
 _RING = KeyRing.generate("ES256")
+
+
+async def test_a_configured_signing_key_signs(tmp_path: Path) -> None:
+    """SimOptions.signing_key_pem (--service-account-signing-key-file): that key signs, and only it is published."""
+    key = new_signing_key("ES256")
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    async with KubeSim(SimOptions(signing_key_pem=pem), state_dir=tmp_path / "sim") as sim:
+        assert [k["kid"] for k in sim.ctx.keys.jwks()["keys"]] == [key_id(key.public_key())]
