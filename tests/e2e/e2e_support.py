@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from broker.demo import DemoStack
+from broker.cli.demo_stack import DemoStack
 
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 

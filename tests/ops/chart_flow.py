@@ -22,7 +22,7 @@ from ops_tools import NAMESPACE, RELEASE, only, render
 
 from broker._kits.pki import CertificateAuthority, write_private
 from broker.app import Broker
-from broker.demo import Cluster
+from broker.cli.demo_stack import Cluster
 from broker.settings import BrokerConfig
 from kubesim import KubeSim
 

@@ -30,7 +30,7 @@ from oidc_provider import OidcProvider
 
 from broker._kits.pki import CertificateAuthority, write_private
 from broker.audit import AuditFilter
-from broker.demo import DEMO_NAMESPACE, DemoStack
+from broker.cli.demo_stack import DEMO_NAMESPACE, DemoStack
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

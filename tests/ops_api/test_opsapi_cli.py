@@ -17,8 +17,8 @@ from ops_api_support import ALICE, ALICE_API_KEY, BOB, CLUSTER, OPS, Api, call_a
 
 from broker.audit import SqlAuditStore
 from broker.cli import main
-from broker.cli_text import relative, table
-from broker.exit_codes import ExitCode
+from broker.cli._text import relative, table
+from broker.cli.exit_codes import ExitCode
 from broker.kube import Cluster
 from broker.usecases.clusters import ClusterHandle
 from kubesim import KubeSim, SimOptions

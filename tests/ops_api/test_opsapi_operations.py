@@ -31,8 +31,8 @@ from ops_api_support import (
 from broker._kits.jwt import InvalidToken, verify_any
 from broker.audit import AuditFilter, AuditRecord, Page, SqlAuditStore
 from broker.cli import main
+from broker.cli.exit_codes import ExitCode
 from broker.domain.errors import BrokerError, unavailable
-from broker.exit_codes import ExitCode
 from broker.usecases.access import is_operator, matches, owns
 from broker.usecases.clusters import ClusterHandle
 from broker.usecases.ports import RecordQuery

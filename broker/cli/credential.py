@@ -18,9 +18,8 @@ from typing import Any
 
 import click
 
-from broker.client import BrokerEndpoint
-from broker.commands_endpoint import endpoint_options
-from broker.credential_cache import (
+from broker.cli._endpoint import BrokerEndpoint, endpoint_options
+from broker.cli.credential_cache import (
     CacheKey,
     CredentialCache,
     Entry,
@@ -28,8 +27,8 @@ from broker.credential_cache import (
     default_cache_dir,
     expiry_of,
 )
-from broker.exec_plugin import kubectl_process, refused_before
-from broker.exit_codes import CliError, ExitCode
+from broker.cli.credential_refetch import kubectl_process, refused_before
+from broker.cli.exit_codes import CliError, ExitCode
 
 _CACHE_DIR = click.option(
     "--cache-dir",
@@ -119,8 +118,7 @@ def _fetch(
 ) -> dict[str, Any]:
     import asyncio
 
-    from broker.client import request_json
-    from broker.commands import token_body
+    from broker.cli._endpoint import request_json, token_body
 
     doc = asyncio.run(
         request_json(
@@ -175,8 +173,8 @@ def logout(
 
     The tokens themselves stay valid until they expire; `token-broker revoke` ends one early.
     """
-    from broker.commands_endpoint import read_secret_file
-    from broker.credential_cache import owner_tag
+    from broker.cli._endpoint import read_secret_file
+    from broker.cli.credential_cache import owner_tag
 
     owner = None
     if api_key_file is not None or cert is not None:
@@ -213,7 +211,7 @@ def kubeconfig(endpoint: BrokerEndpoint, out: Path | None, plugin: str | None) -
     import base64
 
     from broker._kits.private_files import write_private
-    from broker.client import request_json
+    from broker.cli._endpoint import request_json
     from broker.render import ExecEntry, exec_kubeconfig
 
     roles = asyncio.run(request_json(endpoint, "GET", "/v1/roles")).get("roles", [])

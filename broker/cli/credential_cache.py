@@ -34,7 +34,7 @@ FORMAT = 1
 # Refresh this long before expiry so kubectl never presents a token that dies mid-command.
 REFRESH_MARGIN = timedelta(seconds=60)
 MAX_ENTRIES = 64
-# the kubectl processes an entry remembers handing its credential to (see exec_plugin.py)
+# the kubectl processes an entry remembers handing its credential to (see credential_refetch.py)
 MAX_RECIPIENTS = 16
 _STALE_TMP_SECONDS = 60.0
 

@@ -6,7 +6,9 @@ Scripts and CI jobs can branch on the code: 4, 6 and 8 are worth a retry, 3 and 
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
+from typing import NoReturn
 
 
 class ExitCode(IntEnum):
@@ -60,3 +62,11 @@ def epilog() -> str:
     lines = ["\b", "Exit status:"]
     lines += [f"  {code.value}  {code.meaning}" for code in ExitCode]
     return "\n".join(lines)
+
+
+def config_problems(exc: Exception) -> NoReturn:
+    """A ConfigError is one `file: key.path: problem` line per problem, printed as they are."""
+    import click
+
+    click.echo(str(exc), err=True)
+    sys.exit(ExitCode.USAGE)

@@ -1,9 +1,5 @@
-"""Operators' CLI: `token-broker audit list|show|export` and `token-broker revoke` (`decode` is in
-commands_decode.py).
-
-They talk to the broker's HTTP API (GET /v1/tokens, GET /v1/audit, DELETE /v1/tokens/{id}). No command ever
-prints or logs a token.
-"""
+"""`token-broker audit list|show|export`: the broker's records through its HTTP API (GET /v1/tokens,
+GET /v1/audit). No command ever prints or logs a token."""
 
 from __future__ import annotations
 
@@ -14,16 +10,23 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn
-from urllib.parse import quote
 
 import click
 
 from broker._kits.durations import parse_duration
 from broker._kits.rfc3339 import format_time, parse_time
-from broker.cli_text import aligned, clip, relative, short_time, table, time_in
-from broker.client import BrokerEndpoint, parse_json, problem_from, request, transport_failure
-from broker.commands_endpoint import endpoint_options
-from broker.exit_codes import CliError, ExitCode
+from broker.cli._endpoint import (
+    BrokerEndpoint,
+    call,
+    call_json,
+    endpoint_options,
+    problem_from,
+    transport_failure,
+)
+from broker.cli._text import aligned, clip, relative, short_time, table, time_in
+from broker.cli.exit_codes import CliError, ExitCode
+
+from ._group import audit
 
 NDJSON = "application/x-ndjson"
 _STATES = ("pending", "issued", "failed", "aborted", "revoked", "expired")
@@ -32,18 +35,6 @@ _EVENTS = ("issued", "denied", "failed", "aborted", "revoked", "expired")
 
 def _fail(message: str, code: ExitCode = ExitCode.FAILED) -> NoReturn:
     raise CliError(code, message)
-
-
-def _call(endpoint: BrokerEndpoint, method: str, path: str, **kwargs: Any) -> str:
-    _, _, text = asyncio.run(request(endpoint, method, path, **kwargs))
-    return text
-
-
-def _call_json(endpoint: BrokerEndpoint, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    return parse_json(_call(endpoint, method, path, **kwargs), endpoint.url)
-
-
-# -- times ------------------------------------------------------------------------------------------------------
 
 
 def _parse_when(value: str | None, *, now: datetime, option: str) -> str | None:
@@ -61,9 +52,6 @@ def _parse_when(value: str | None, *, now: datetime, option: str) -> str | None:
         raise click.BadParameter(
             "use an RFC 3339 time (2024-05-01T12:00:00Z) or a duration back from now (24h)", param_hint=option
         ) from None
-
-
-# -- filters shared by list and export ---------------------------------------------------------------------------
 
 
 def filter_options(fn: Any) -> Any:
@@ -122,9 +110,6 @@ def _filter_params(
     return ("/v1/audit" if events else "/v1/tokens"), {k: v for k, v in params.items() if v is not None}
 
 
-# -- rendering ---------------------------------------------------------------------------------------------------
-
-
 def _who(item: Mapping[str, Any]) -> str:
     caller = item.get("caller") or {}
     return f"{caller.get('user', '')} ({caller.get('method', '')})"
@@ -167,14 +152,6 @@ TOKEN_HEADERS = ("REQUESTED", "TOKEN ID", "STATE", "CALLER", "ROLE", "SERVICE AC
 EVENT_HEADERS = ("TIME", "EVENT", "TOKEN ID", "CALLER", "ROLE", "NAMESPACE", "REASON")
 
 
-# -- audit ---------------------------------------------------------------------------------------------------------
-
-
-@click.group("audit")
-def audit() -> None:
-    """Who obtained which token, when, from where, until when — and what became of it."""
-
-
 @audit.command("list")
 @endpoint_options
 @filter_options
@@ -193,7 +170,7 @@ def audit_list(
     params["limit"] = str(limit)
     if cursor:
         params["cursor"] = cursor
-    doc = _call_json(endpoint, "GET", path, params=params)
+    doc = call_json(endpoint, "GET", path, params=params)
     if output == "json":
         click.echo(json.dumps(doc, indent=2))
         return
@@ -209,9 +186,7 @@ def audit_list(
 
 
 def _all_events(endpoint: BrokerEndpoint, token_id: str) -> list[dict[str, Any]]:
-    text = _call(
-        endpoint, "GET", "/v1/audit", params={"token_id": token_id, "format": "jsonl"}, accept=NDJSON
-    )
+    text = call(endpoint, "GET", "/v1/audit", params={"token_id": token_id, "format": "jsonl"}, accept=NDJSON)
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -283,7 +258,7 @@ def audit_show(
         # accept the audit event's value as it is: credential-id "JTI=<uuid>"
         jti = jti.strip().strip('"').removeprefix("JTI=")
     params = {"jti": jti} if jti is not None else {"token_id": str(token_id)}
-    items = _call_json(endpoint, "GET", "/v1/tokens", params=params).get("items", [])
+    items = call_json(endpoint, "GET", "/v1/tokens", params=params).get("items", [])
     if not items:
         _fail(f"no token with {'jti ' + str(jti) if jti else 'id ' + str(token_id)} that you may see")
     item = items[0]
@@ -373,42 +348,3 @@ def audit_export(
     cap = limit or 100_000
     note = f"; stopped at the cap of {cap}: narrow --since/--until for the rest" if count >= cap else ""
     click.echo(f"exported {count} records{note}", err=True)
-
-
-# -- revoke --------------------------------------------------------------------------------------------------------
-
-
-@click.command("revoke")
-@endpoint_options
-@click.argument("token_id")
-@click.option("--reason", default="", help="Recorded with the revocation.")
-def revoke(
-    endpoint: BrokerEndpoint,
-    token_id: str,
-    reason: str,
-) -> None:
-    """Revoke a token now: the broker deletes the Secret it is bound to, and the API server rejects it.
-
-    If this machine's kubectl plugin cached the token, it forgets it too: the next kubectl command fetches a
-    fresh one.
-    """
-    body = {"reason": reason} if reason else None
-    _call(endpoint, "DELETE", f"/v1/tokens/{quote(token_id, safe='')}", json_body=body)
-    click.echo(f"revoked {token_id}")
-    forgotten = _forget_cached(endpoint, token_id)
-    if forgotten:
-        click.echo(f"forgot the credential the kubectl plugin cached for it ({forgotten} entry)", err=True)
-
-
-def _forget_cached(endpoint: BrokerEndpoint, token_id: str) -> int:
-    """Best effort: the record names the token's sha256, which the plugin's cache entries carry."""
-    from broker.credential_cache import CredentialCache, default_cache_dir
-
-    try:
-        items = _call_json(endpoint, "GET", "/v1/tokens", params={"token_id": token_id}).get("items", [])
-    except CliError:
-        return 0
-    digest = items[0].get("token_sha256") if items else None
-    if not isinstance(digest, str) or not digest:
-        return 0
-    return CredentialCache(default_cache_dir()).forget_matching(token_sha256=digest)

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from broker.credential_cache import Entry
+from broker.cli.credential_cache import Entry
 
 # After fetching for a process, hand that process the same fresh credential for this long even if it asks
 # again: if the new token is refused too, another token would not help, and kubectl's retries must not turn

@@ -1,4 +1,6 @@
-"""token-broker command line."""
+"""token-broker command line: one module per command group (tokens, credential, audit/, revoke, pki,
+serve, config, demo, decode), imported only for the command that runs; _endpoint.py holds the connection
+options and the broker API client, exit_codes.py the exit statuses."""
 
 from __future__ import annotations
 
@@ -8,23 +10,23 @@ from typing import Any
 import click
 
 from broker import __version__
-from broker.exit_codes import CliError, ExitCode, epilog
+
+from .exit_codes import CliError, ExitCode, epilog
 
 # Where each broker command lives. Modules are imported only for the command that runs: kubectl runs
 # `credential` once per command, and importing every command group would double its start-up time.
 _LAZY = {
-    "serve": "broker.commands:serve",
-    "demo": "broker.commands:demo",
-    "issue": "broker.commands:issue",
-    "pki": "broker.commands:pki",
-    "config": "broker.commands:config_group",
-    "credential": "broker.commands_credential:credential",
-    "kubeconfig": "broker.commands_credential:kubeconfig",
-    "logout": "broker.commands_credential:logout",
-    # commands_audit_trail adds verify and correlate to the group of commands_ops
-    "audit": "broker.commands_audit_trail:audit",
-    "revoke": "broker.commands_ops:revoke",
-    "decode": "broker.commands_decode:decode",
+    "serve": "broker.cli.serve:serve",
+    "demo": "broker.cli.demo:demo",
+    "issue": "broker.cli.tokens:issue",
+    "pki": "broker.cli.pki:pki",
+    "config": "broker.cli.config:config_group",
+    "credential": "broker.cli.credential:credential",
+    "kubeconfig": "broker.cli.credential:kubeconfig",
+    "logout": "broker.cli.credential:logout",
+    "audit": "broker.cli.audit:audit",
+    "revoke": "broker.cli.revoke:revoke",
+    "decode": "broker.cli.decode:decode",
     # the simulator's own command (also `kube-sim` and `python -m kubesim`), kept here for the demo's users
     "kube-sim": "kubesim.__main__:kube_sim",
 }

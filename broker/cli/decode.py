@@ -16,9 +16,9 @@ import click
 
 from broker._kits.rfc3339 import format_time
 from broker._kits.tls import client_ssl_context
-from broker.cli_text import aligned, relative
-from broker.client import transport_failure
-from broker.exit_codes import CliError, ExitCode
+from broker.cli._endpoint import transport_failure
+from broker.cli._text import aligned, relative
+from broker.cli.exit_codes import CliError, ExitCode
 
 
 def _read_token(token: str) -> str:
