@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker import metrics
-from broker.callers.api_key import API_KEY_HEADER, bearer_value, looks_like_jwt
+from broker.callers.api_key import API_KEY_HEADER
 from broker.callers.base import Authenticator, CallerRequest
+from broker.callers.bearer import bearer_value, looks_like_jwt
 from broker.domain.errors import BrokerError, ErrorKind, unauthenticated
 from broker.domain.identity import Caller
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import broker.callers.api_key as api_key_module
 from broker.callers import ApiKeyAuthenticator, CallerRequest
-from broker.callers.api_key import looks_like_jwt
+from broker.callers.bearer import looks_like_jwt
 from broker.domain.errors import BrokerError
 from broker.domain.identity import Caller
 
