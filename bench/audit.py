@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 
 from . import audit_bench
 from .procs import log

@@ -31,7 +31,9 @@ from typing import Any
 
 import asyncpg
 
-from broker.audit import AuditFilter, AuditRecord, AuditSettings, SecretBinding, SqlAuditStore, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import AuditFilter, AuditRecord, SecretBinding, SqlAuditStore
+from broker.settings import AuditSettings
 
 CALLERS = [f"ci-{i:03d}" for i in range(200)]
 ROLES = [f"role-{i:02d}" for i in range(50)]

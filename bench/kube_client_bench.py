@@ -2,7 +2,7 @@
 
 Run by hand, not in CI:  .venv/bin/python bench/kube_client_bench.py [--calls 2000]
 
-1. broker.kube.ClusterClient (one trust_env=False session, dict bodies, retries armed but not needed)
+1. broker.kube.Cluster (one trust_env=False session, dict bodies, retries armed but not needed)
 2. a raw aiohttp ClientSession with the same TLS context (the floor)
 3. kubernetes_asyncio's generated CoreV1Api on its default ApiClient (trust_env=True, generated models)
 
@@ -24,7 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from broker.kube import ClusterClient
+from broker.kube import Cluster
+from broker.kube.transport import load_connection
 from kubesim import KubeSim
 
 NS, SA = "default", "bench"
@@ -50,10 +51,10 @@ async def main(calls: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         async with KubeSim(state_dir=Path(tmp)) as sim:
-            broker = await ClusterClient.create(
+            broker = await Cluster.connect(
                 "bench", kubeconfig=sim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=10
             )
-            await broker.ensure_service_account(NS, SA)
+            await broker.accounts.ensure(NS, SA)
             body = {
                 "apiVersion": "authentication.k8s.io/v1",
                 "kind": "TokenRequest",
@@ -63,7 +64,8 @@ async def main(calls: int) -> None:
             sa_path = f"/api/v1/namespaces/{NS}/serviceaccounts/{SA}"
 
             # the raw session: same TLS material as the broker's (the private connection is the honest floor)
-            conn = broker._connection
+            conn = await load_connection(kubeconfig=sim.admin_kubeconfig, context=None, in_cluster=False)
+
             auth = conn.credentials.static_header
             raw = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=conn.ssl_context or ssl.create_default_context()),
@@ -98,18 +100,18 @@ async def main(calls: int) -> None:
                 await core.read_namespaced_service_account(SA, NS, _request_timeout=10)
 
             async def broker_token() -> None:
-                await broker.request_token(NS, SA, audiences=["vault"], expiration_seconds=600)
+                await broker.tokens.request(NS, SA, audiences=["vault"], expiration_seconds=600)
 
             async def broker_get() -> None:
-                await broker.get_json(sa_path)
+                await broker.api.get_json(sa_path)
 
             print(f"TokenRequest, {calls} sequential calls, best of 3 rounds:")
             await timed("raw aiohttp session", calls, raw_token)
-            await timed("broker.kube.ClusterClient.request_token", calls, broker_token)
+            await timed("broker.kube.Cluster.tokens.request", calls, broker_token)
             await timed("kubernetes_asyncio CoreV1Api (default)", calls, generated_token)
             print(f"GET serviceaccount, {calls} sequential calls, best of 3 rounds:")
             await timed("raw aiohttp session", calls, raw_get)
-            await timed("broker.kube.ClusterClient.get_json", calls, broker_get)
+            await timed("broker.kube.Cluster.api.get_json", calls, broker_get)
             await timed("kubernetes_asyncio CoreV1Api (default)", calls, generated_get)
 
             await raw.close()

@@ -7,7 +7,7 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-from broker.pki import CertificateAuthority, write_private
+from broker._kits.pki import CertificateAuthority, write_private
 
 from .names import GROUP
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from broker.pki import CertificateAuthority, write_private
-from broker.rbac_manifest import broker_cluster_role, cluster_role_binding
+from broker._kits.pki import CertificateAuthority, write_private
+from broker.kube.rbac import broker_cluster_role, cluster_role_binding
 from kubesim import kubeconfig
 
 from .names import BROKER_USER, NAMESPACE, ROLE_ACCOUNTS, SERVICE_ACCOUNT, START_TIMEOUT

@@ -40,10 +40,13 @@ from sinks_support import (  # noqa: E402 - after the path above
     webhook_receiver,
 )
 
-from broker.audit import AuditRecord, AuditSettings, SqlAuditStore, make_sql_store  # noqa: E402
+from broker.app.stores import make_sql_store  # noqa: E402
+from broker.app.streaming import sink_target  # noqa: E402
+from broker.audit import AuditRecord, SqlAuditStore  # noqa: E402
+from broker.settings import AuditSettings  # noqa: E402
 from broker.audit.sinks import FileSink, Sink, SyslogSink, WebhookSink  # noqa: E402
 from broker.audit.sinks.formats import CloudEventsFormat, OcsfFormat  # noqa: E402
-from broker.audit.sinks.settings import SyslogSinkSettings, WebhookSinkSettings  # noqa: E402
+from broker.settings.sinks import SyslogSinkSettings, WebhookSinkSettings  # noqa: E402
 
 CE = CloudEventsFormat("/kube-token-broker")
 
@@ -130,7 +133,8 @@ def targets(work: Path, only: set[str]) -> list[Target]:
     if "webhook" in only:
         out = work / "webhook.jsonl"
         receiver = webhook_receiver(work, out, certs)
-        settings = WebhookSinkSettings(
+        settings = sink_target(
+            WebhookSinkSettings(
             kind="webhook",
             name="webhook",
             url=f"https://127.0.0.1:{receiver.port}/events",
@@ -138,6 +142,7 @@ def targets(work: Path, only: set[str]) -> list[Target]:
             max_attempts=2,
             backoff_initial_seconds=0.2,
             backoff_max_seconds=1,
+            )
         )
 
         def posted(out: Path = out) -> list[int]:
@@ -159,13 +164,15 @@ def targets(work: Path, only: set[str]) -> list[Target]:
         label = "tls" if tls else "tcp"
         out = work / f"rsyslog-{label}.log"
         receiver = rsyslog_receiver(work / f"rsyslog-{label}", out, certs if tls else None)
-        syslog = SyslogSinkSettings(
+        syslog = sink_target(
+            SyslogSinkSettings(
             kind="syslog",
             name=f"syslog-{label}",
             address=f"127.0.0.1:{receiver.port}",
             tls=tls,
             ca_file=certs.ca if tls else None,
             settle_seconds=1.0,
+            )
         )
 
         def received(out: Path = out) -> list[int]:

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client import disable_created_metrics as _disable_created_metrics
 
 from broker import __version__
-from broker.names import NamespaceMatcher, is_glob
+from broker._kits.names import NamespaceMatcher, is_glob
 
 # The classic text format turns each counter's `_created` timestamp into a separate gauge series that nobody
 # graphs: it would double the series count for nothing.

@@ -5,19 +5,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import yaml
 
+from broker._kits.rfc3339 import format_time
+
 EXEC_API_VERSION = "client.authentication.k8s.io/v1"
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC, second precision, trailing Z: how Kubernetes writes metav1.Time."""
-    if moment.tzinfo is None:
-        raise ValueError("a timezone-aware datetime is required")
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cluster_entry(name: str, server_url: str, ca_pem: bytes | None) -> dict[str, Any]:
@@ -83,7 +78,9 @@ def exec_credential(token: str, expires_at: datetime | None) -> dict[str, Any]:
     """
     status: dict[str, Any] = {"token": token}
     if expires_at is not None:
-        status["expirationTimestamp"] = rfc3339(expires_at)
+        # second precision, as Kubernetes writes metav1.Time
+        status["expirationTimestamp"] = format_time(expires_at)
+
     return {"apiVersion": EXEC_API_VERSION, "kind": "ExecCredential", "status": status}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from broker.pki import CertificateAuthority, IssuedCert, write_private
+from broker._kits.pki import CertificateAuthority, IssuedCert, write_private
 from kubesim import kubeconfig
 
 # the names a pod reaches the API server by, and loopback, where the tests reach it

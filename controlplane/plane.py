@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from broker.pki import CertificateAuthority, IssuedCert, write_private
+from broker._kits.pki import CertificateAuthority, IssuedCert, write_private
 from kubesim.pipeline import AuditEvent
 
 from .audit_log import AuditLogReader

@@ -10,7 +10,7 @@ import hashlib
 
 from cryptography import x509
 
-from broker.pki import identity_of
+from broker._kits.pki import identity_of
 
 from . import token_auth
 from .context import SimContext, UserInfo

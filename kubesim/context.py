@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from broker.pki import CertificateAuthority
+from broker._kits.pki import CertificateAuthority
 
 from .auth_cache import AuthCache
 from .options import SimOptions

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from broker.pki import IssuedCert, write_private
+from broker._kits.pki import IssuedCert, write_private
 
 CLUSTER = "kubesim"
 

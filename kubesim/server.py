@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.pki import CertificateAuthority, IssuedCert, identity_of, write_private
+from broker._kits.pki import CertificateAuthority, IssuedCert, identity_of, write_private
 
 from . import (
     authentication_v1,

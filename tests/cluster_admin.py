@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from broker.pki import IssuedCert, write_private
+from broker._kits.pki import IssuedCert, write_private
 from kubesim.pipeline import AuditEvent
 
 

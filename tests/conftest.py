@@ -9,7 +9,7 @@ import pytest
 from backends import control_plane, control_plane_binaries
 from kubesim_harness import FAST_RETRY, KUBECTL, MakeClient, kubectl_env, run_kubectl
 
-from broker.kube import ClusterClient, RetryPolicy
+from broker.kube import Cluster, RetryPolicy
 from kubesim import KubeSim, SimOptions
 
 __all__ = [
@@ -47,14 +47,14 @@ def _no_proxy_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def make_client() -> AsyncIterator[MakeClient]:
-    """`await make_client(kubeconfig, request_timeout=..., retry=...)`: a broker ClusterClient of the simulator;
+    """`await make_client(kubeconfig, request_timeout=..., retry=...)`: a broker Cluster of the simulator;
     every client is closed afterwards."""
-    clients: list[ClusterClient] = []
+    clients: list[Cluster] = []
 
     async def make(
         kubeconfig: Path, *, request_timeout: float = 5.0, retry: RetryPolicy = FAST_RETRY, name: str = "sim"
-    ) -> ClusterClient:
-        client = await ClusterClient.create(
+    ) -> Cluster:
+        client = await Cluster.connect(
             name,
             kubeconfig=kubeconfig,
             context=None,
@@ -71,7 +71,7 @@ async def make_client() -> AsyncIterator[MakeClient]:
 
 
 @pytest.fixture
-async def admin(kubesim: KubeSim, make_client: MakeClient) -> ClusterClient:
-    """A ClusterClient authenticated as the simulator's admin (CN=admin, O=system:masters)."""
+async def admin(kubesim: KubeSim, make_client: MakeClient) -> Cluster:
+    """A Cluster authenticated as the simulator's admin (CN=admin, O=system:masters)."""
     assert kubesim.admin_kubeconfig is not None
     return await make_client(kubesim.admin_kubeconfig)

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from broker.kube import ClusterClient, RetryPolicy
+from broker.kube import Cluster, RetryPolicy
 
 KUBECTL = "/usr/bin/kubectl"
 # environment variables that must not leak into kubectl (another cluster, proxies)
@@ -40,4 +40,4 @@ def run_kubectl(kubeconfig: Path, *args: str, timeout: float = 30) -> subprocess
 FAST_RETRY = RetryPolicy(
     attempts=3, max_elapsed=5.0, base_backoff=0.01, max_backoff=0.05, max_retry_after=2.0
 )
-MakeClient = Callable[..., Awaitable[ClusterClient]]
+MakeClient = Callable[..., Awaitable[Cluster]]

@@ -8,7 +8,6 @@ writes are group-committed; every write failure is a 503 so the issuer fails clo
 This package is a lower layer: it imports nothing from http, callers, policy, issuer, kube, app or cli.
 """
 
-from .factory import make_sql_store, open_store
 from .jsonl import JsonlSink, TeeStore, record_line
 from .migrations import LATEST as SCHEMA_VERSION
 from .migrations import SchemaTooNew
@@ -21,7 +20,6 @@ from .records import (
     SecretBinding,
     record_to_dict,
 )
-from .settings import AuditSettings
 from .sqlstore import SqlAuditStore
 from .store import MAX_PAGE, AuditFilter, AuditStore, InvalidCursor, Page
 
@@ -32,7 +30,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "AuditFilter",
     "AuditRecord",
-    "AuditSettings",
     "AuditStore",
     "ContextLimits",
     "Event",
@@ -43,8 +40,6 @@ __all__ = [
     "SecretBinding",
     "SqlAuditStore",
     "TeeStore",
-    "make_sql_store",
-    "open_store",
     "record_line",
     "record_to_dict",
 ]

@@ -22,9 +22,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from broker._kits.rfc3339 import format_time
+
 from .backend import Backend, Tx
 from .chain import Link, read_link
-from .records import rfc3339, utc_now
+from .records import utc_now
 from .sqlstore import SqlAuditStore
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class Checkpoint:
 
     def message(self) -> bytes:
         """What is signed: the chain point and when, in a fixed text form."""
-        return f"kube-token-broker audit checkpoint v1\n{self.seq}\n{self.hash}\n{rfc3339(self.signed_at)}\n".encode()
+        return f"kube-token-broker audit checkpoint v1\n{self.seq}\n{self.hash}\n{format_time(self.signed_at, 'microseconds')}\n".encode()
 
 
 class CheckpointKeyError(ValueError):
@@ -107,7 +109,7 @@ async def read_checkpoints(backend: Backend, *, after: int = -1) -> list[Checkpo
 
 
 class Checkpointer:
-    """Signs the chain head when it moved since the newest checkpoint (broker/audit_tasks.py runs it every
+    """Signs the chain head when it moved since the newest checkpoint (broker/background/streaming.py runs it every
     `checkpoint_interval_seconds` on the janitor leader)."""
 
     def __init__(

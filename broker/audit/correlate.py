@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from broker.domain.activity import KubeRequest, TokenActivity
+
 from .records import AuditRecord
+
+__all__ = ["KubeRequest", "LogReader", "LogScan", "TokenActivity", "lines_of"]
 
 CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 # a cheap test before parsing a line: requests made with anything but a bound token cannot match
@@ -30,41 +34,9 @@ MAX_REQUESTS = 10_000
 MAX_LINE = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class KubeRequest:
-    """One request the API server audited, as far as a token's history needs it."""
-
-    audit_id: str
-    time: datetime
-    stage: str
-    verb: str
-    # "pods", "pods/log", "serviceaccounts/token" (resource/subresource); "" for a non-resource URL
-    resource: str
-    api_group: str
-    namespace: str
-    name: str
-    # the response code (0 when the stage logged carries none)
-    code: int
-    request_uri: str
-    username: str
-    user_agent: str
-    source_ips: tuple[str, ...]
-
-
 @dataclass
 class _Token:
     requests: dict[str, KubeRequest] = field(default_factory=dict)
-    dropped: int = 0
-
-
-@dataclass(frozen=True)
-class TokenActivity:
-    jti: str
-    # the broker's issuance record; None when this broker did not issue the token (or retention removed it)
-    issuance: AuditRecord | None
-    # oldest first
-    requests: tuple[KubeRequest, ...]
-    # requests beyond max_requests for this token: counted, not kept
     dropped: int = 0
 
 

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from broker.errors import BrokerError, unavailable
+from broker.domain.errors import BrokerError, audit_unavailable
 
 from .backend import Tx
 
@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 _Item = tuple[object, "asyncio.Future[Any]"]
 # runs one batch of requests in the open transaction; one result per request, in order
 BatchFn = Callable[[Tx, list[Any]], Awaitable[list[Any]]]
-
-UNAVAILABLE = "audit store unavailable"
 
 
 @dataclass
@@ -70,12 +68,12 @@ class GroupCommitter:
     async def submit(self, request: object) -> Any:
         """Run `request` in the next batch; its result once the batch committed, else BrokerError 503."""
         if not self.running:
-            raise unavailable(UNAVAILABLE, reason="audit writer is not running")
+            raise audit_unavailable("audit writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((request, future))
         except asyncio.QueueFull:
-            raise unavailable(UNAVAILABLE, retry_after=1.0, reason="audit write queue is full") from None
+            raise audit_unavailable(retry_after=1.0, reason="audit write queue is full") from None
         try:
             # on timeout the future is cancelled: the writer then skips the request if it has not started.
             # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the future completes
@@ -83,9 +81,7 @@ class GroupCommitter:
             async with asyncio.timeout(self._timeout):
                 return await future
         except TimeoutError:
-            raise unavailable(
-                UNAVAILABLE, reason=f"audit write not committed within {self._timeout:g}s"
-            ) from None
+            raise audit_unavailable(f"audit write not committed within {self._timeout:g}s") from None
 
     async def stop(self) -> None:
         """Commit what is queued, then end the writer (bounded by the write timeout)."""
@@ -111,7 +107,7 @@ class GroupCommitter:
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not None and not item[1].done():
-                item[1].set_exception(unavailable(UNAVAILABLE, reason="audit store closed"))
+                item[1].set_exception(audit_unavailable("audit store closed"))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -150,7 +146,7 @@ class GroupCommitter:
         except Exception as err:
             self.stats.failed_transactions += 1
             log.error("audit batch of %d writes failed: %s: %s", len(live), type(err).__name__, err)
-            error = unavailable(UNAVAILABLE, reason=f"audit write failed: {type(err).__name__}: {err}")
+            error = audit_unavailable(f"audit write failed: {type(err).__name__}: {err}")
             for _, fut in live:
                 if not fut.done():
                     # one exception object per waiter: each gets its own traceback

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Literal
 
-from broker.errors import unavailable
+from broker.domain.errors import audit_unavailable
 
 from .records import AuditRecord, SecretBinding, record_to_dict
 from .store import AuditFilter, AuditStore, Page
@@ -93,9 +93,7 @@ class TeeStore:
             await self.sink.open()
         except OSError as err:
             await self.inner.close()
-            raise unavailable(
-                "audit store unavailable", reason=f"cannot open the JSON-lines stream {self.sink.path}: {err}"
-            ) from err
+            raise audit_unavailable(f"cannot open the JSON-lines stream {self.sink.path}: {err}") from err
 
     async def close(self) -> None:
         try:

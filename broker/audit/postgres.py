@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from broker.errors import unavailable
+from broker.domain.errors import audit_unavailable
 
 from .backend import Row, Tx
 from .migrations import SchemaTooNew, migrate
@@ -105,9 +105,8 @@ class PostgresBackend:
             raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
             await self.close()
-            raise unavailable(
-                "audit store unavailable",
-                reason=f"cannot open PostgreSQL audit store: {type(err).__name__}: {err}",
+            raise audit_unavailable(
+                f"cannot open PostgreSQL audit store: {type(err).__name__}: {err}",
             ) from err
 
     async def close(self) -> None:

@@ -1,6 +1,8 @@
-"""The audit trail's data: one record shape for issuances (current state) and for the event log (history).
+"""Storing the audit trail's records (broker.domain.records) safely: free text scrubbed, context bounded, and
+the JSON shape of each record in the JSON-lines stream.
 
 Model (see also broker/audit/__init__.py):
+
 
 * `issuances` — one row per token the broker set out to issue, keyed by the token id. Its `event` is the
   issuance's current state: ``pending`` (write-ahead, committed before the TokenRequest) → ``issued`` |
@@ -18,30 +20,23 @@ field is scrubbed of JWT-looking strings before it is stored (a CI job pasting i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
-Event = Literal["pending", "issued", "denied", "failed", "revoked", "expired", "aborted"]
-EVENTS: frozenset[str] = frozenset(get_args(Event))
-# the decisions the append-only log holds (a pending issuance is a state, not a decision)
-LOG_EVENTS: frozenset[str] = EVENTS - {"pending"}
+from broker._kits.rfc3339 import format_time
 
-# A JWS compact serialisation: base64url header starting with '{"' ("eyJ"), payload, signature.
-_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# re-exported: the audit package's modules speak of the domain's records by these names
+from broker.domain.records import EVENTS as EVENTS
+from broker.domain.records import JWT_LIKE
+from broker.domain.records import LOG_EVENTS as LOG_EVENTS
+from broker.domain.records import AuditRecord as AuditRecord
+from broker.domain.records import Event as Event
+from broker.domain.records import SecretBinding as SecretBinding
+
+# what a JWT-looking string in free text is replaced with (JWT_LIKE: a JWS compact serialisation)
 REDACTED = "[redacted-jwt]"
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class SecretBinding:
-    """The Secret a revocable token is bound to (TokenRequest boundObjectRef): deleting it kills the token."""
-
-    namespace: str
-    name: str
-    uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,68 +48,8 @@ class ContextLimits:
     max_value_length: int = 256
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One issuance (its current state) or one event of the log; times are timezone-aware UTC."""
-
-    # the issuance's token id (a uuid); a denial's own id
-    id: str
-    # issuance: when it began (never changes); event: when the decision was made
-    time: datetime
-    event: Event
-    caller_user: str
-    caller_method: str
-    caller_groups: tuple[str, ...] = ()
-    source_address: str = ""
-    user_agent: str = ""
-    role: str = ""
-    cluster: str = ""
-    namespace: str = ""
-    service_account: str = ""
-    audiences: tuple[str, ...] = ()
-    ttl_requested: int | None = None
-    ttl_granted: int | None = None
-    jti: str | None = None
-    # hex SHA-256 of the token: lets an operator match a token they hold without the store holding any
-    token_sha256: str | None = None
-    issued_at: datetime | None = None
-    # the JWT's exp; None for a legacy Secret token (no exp, lives until its Secret is deleted)
-    expires_at: datetime | None = None
-    # revocable tokens asked for less than the TokenRequest 600 s floor: when the janitor deletes the Secret
-    revoke_at: datetime | None = None
-    bound_secret: SecretBinding | None = None
-    context: Mapping[str, str] = field(default_factory=dict)
-    # why (denied: which rule; failed: the upstream error; revoked: the operator's note)
-    reason: str = ""
-    # the HTTP status the caller got for this decision (201, 403, 502, 503, ...)
-    status: int | None = None
-    request_id: str = ""
-    revoked_by: str | None = None
-    revoked_at: datetime | None = None
-    # events only: the event's own key (None on issuance records)
-    event_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.event not in EVENTS:
-            raise ValueError(f"unknown audit event {self.event!r}")
-        for name in ("time", "issued_at", "expires_at", "revoke_at", "revoked_at"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} must be timezone-aware")
-        if self.token_sha256 is not None and _SHA256_HEX.fullmatch(self.token_sha256) is None:
-            raise ValueError("token_sha256 must be 64 lower-case hex digits (the digest, never the token)")
-        if self.jti is not None and _JWT_LIKE.search(self.jti):
-            raise ValueError("jti looks like a token")
-
-    def live_at(self, now: datetime) -> bool:
-        """Issued, not revoked, and neither past its exp nor past the revoke-at of a short revocable token."""
-        if self.event != "issued":
-            return False
-        return all(t is None or t > now for t in (self.expires_at, self.revoke_at))
-
-
 def redact(text: str) -> str:
-    return _JWT_LIKE.sub(REDACTED, text)
+    return JWT_LIKE.sub(REDACTED, text)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -153,19 +88,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def record_to_dict(record: AuditRecord) -> dict[str, Any]:
     """A JSON-ready view (RFC 3339 UTC times), the shape of each line of the JSON-lines stream."""
     secret = record.bound_secret
     return {
         "id": record.id,
         "event_id": record.event_id,
-        "time": rfc3339(record.time),
+        "time": format_time(record.time, "microseconds"),
         "event": record.event,
         "status": record.status,
         "caller": {
@@ -184,9 +113,9 @@ def record_to_dict(record: AuditRecord) -> dict[str, Any]:
         "ttl_granted": record.ttl_granted,
         "jti": record.jti,
         "token_sha256": record.token_sha256,
-        "issued_at": rfc3339(record.issued_at),
-        "expires_at": rfc3339(record.expires_at),
-        "revoke_at": rfc3339(record.revoke_at),
+        "issued_at": format_time(record.issued_at, "microseconds"),
+        "expires_at": format_time(record.expires_at, "microseconds"),
+        "revoke_at": format_time(record.revoke_at, "microseconds"),
         "bound_secret": None
         if secret is None
         else {"namespace": secret.namespace, "name": secret.name, "uid": secret.uid},
@@ -194,5 +123,5 @@ def record_to_dict(record: AuditRecord) -> dict[str, Any]:
         "reason": record.reason,
         "request_id": record.request_id,
         "revoked_by": record.revoked_by,
-        "revoked_at": rfc3339(record.revoked_at),
+        "revoked_at": format_time(record.revoked_at, "microseconds"),
     }

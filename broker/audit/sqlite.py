@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosqlite
 
-from broker.errors import unavailable
+from broker.domain.errors import audit_unavailable
 
 from .backend import Row, Tx
 from .migrations import SchemaTooNew, migrate
@@ -127,9 +127,7 @@ class SqliteBackend:
             raise
         except (OSError, sqlite3.Error, TimeoutError) as err:
             await self.close()
-            raise unavailable(
-                "audit store unavailable", reason=f"cannot open SQLite audit store {self.path}: {err}"
-            ) from err
+            raise audit_unavailable(f"cannot open SQLite audit store {self.path}: {err}") from err
 
     async def close(self) -> None:
         writer, reader, self._writer, self._reader = self._writer, self._reader, None, None

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from broker.errors import BrokerError, unavailable
+from broker.domain.errors import BrokerError, audit_unavailable
+from broker.domain.records import SHA256_HEX
 
 from .backend import Backend, Row, Tx
 from .batch import (
@@ -31,7 +31,7 @@ from .batch import (
     multi_insert,
 )
 from .chain import ChainWriter, trim
-from .groupcommit import UNAVAILABLE, CommitStats, GroupCommitter
+from .groupcommit import CommitStats, GroupCommitter
 from .paging import check_limit, decode_cursor, encode_cursor
 from .queries import EVENTS_LOG, ISSUANCES, Listing, page_query
 from .records import AuditRecord, ContextLimits, SecretBinding, redact, scrubbed, utc_now
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 # rows deleted per retention transaction: short enough not to hold up issuances queued behind it
 RETENTION_CHUNK = 2000
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 T = TypeVar("T")
 
 
@@ -116,7 +115,7 @@ class SqlAuditStore:
 
     async def ping(self) -> None:
         if not self._committer.running:
-            raise unavailable(UNAVAILABLE, reason="audit writer is not running")
+            raise audit_unavailable("audit writer is not running")
         await self._read("SELECT 1 AS ok", ())
 
     # -- the issuance lifecycle --------------------------------------------------------------------------------
@@ -124,7 +123,7 @@ class SqlAuditStore:
         if pending.event != "pending" or pending.jti is not None or pending.token_sha256 is not None:
             raise ValueError("begin_issuance takes a pending record without jti or token digest")
         if not await self._committer.submit(Begin(scrubbed(pending, self._limits))):
-            raise unavailable(UNAVAILABLE, reason=f"issuance {pending.id} is already recorded")
+            raise audit_unavailable(f"issuance {pending.id} is already recorded")
 
     async def complete_issuance(
         self,
@@ -139,7 +138,7 @@ class SqlAuditStore:
         ttl_granted: int | None = None,
         status: int = 201,
     ) -> AuditRecord:
-        if _SHA256_HEX.fullmatch(token_sha256) is None:
+        if SHA256_HEX.fullmatch(token_sha256) is None:
             raise ValueError(
                 "token_sha256 must be the 64 lower-case hex digits of the digest, never the token"
             )
@@ -162,7 +161,7 @@ class SqlAuditStore:
         )
         if not isinstance(event, AuditRecord):
             # e.g. start-up repair on another replica aborted it: the token must not be handed out
-            raise unavailable(UNAVAILABLE, reason=f"issuance {id} cannot be completed: it is {event}")
+            raise audit_unavailable(f"issuance {id} cannot be completed: it is {event}")
         return event
 
     async def fail_issuance(
@@ -292,7 +291,7 @@ class SqlAuditStore:
             raise
         except Exception as err:
             log.error("audit read failed: %s: %s", type(err).__name__, err)
-            raise unavailable(UNAVAILABLE, reason=f"audit read failed: {type(err).__name__}: {err}") from err
+            raise audit_unavailable(f"audit read failed: {type(err).__name__}: {err}") from err
 
     # -- maintenance -------------------------------------------------------------------------------------------
     async def import_records(self, records: Sequence[AuditRecord], *, with_events: bool = True) -> None:
@@ -318,9 +317,7 @@ class SqlAuditStore:
                     )
                 await self._chain.append(tx, events)
         except Exception as err:
-            raise unavailable(
-                UNAVAILABLE, reason=f"audit import failed: {type(err).__name__}: {err}"
-            ) from err
+            raise audit_unavailable(f"audit import failed: {type(err).__name__}: {err}") from err
 
 
 def scrubbed_reason(reason: str) -> str:

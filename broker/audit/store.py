@@ -7,40 +7,17 @@ closed on it. Reads raise the same 503 when the store cannot be reached.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
+
+# re-exported: the audit package's modules speak of the domain's filters and pages by these names
+from broker.domain.records import AuditFilter as AuditFilter
+from broker.domain.records import Page as Page
 
 from .records import AuditRecord, SecretBinding
 
 # the largest page a query returns
 MAX_PAGE = 1000
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """All set fields must match (AND). Times: since <= time < until."""
-
-    caller: str | None = None
-    role: str | None = None
-    namespace: str | None = None
-    cluster: str | None = None
-    # issuances: the current state; events: the decision
-    event: str | None = None
-    # the records of one issuance (events: its history)
-    token_id: str | None = None
-    # issuances only: True = live at `now` (issued, not revoked, before exp and revoke-at); False = not live
-    active: bool | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    """Newest first. `next_cursor` is None on the last page; pass it back unchanged for the next one."""
-
-    items: tuple[AuditRecord, ...]
-    next_cursor: str | None
 
 
 class InvalidCursor(ValueError):

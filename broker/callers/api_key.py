@@ -9,14 +9,12 @@ from dataclasses import dataclass, field
 from hmac import compare_digest
 
 from broker.callers.base import CallerRequest
-from broker.errors import unauthenticated
-from broker.identity import Caller
+from broker.callers.bearer import bearer_value, looks_like_jwt
+from broker.domain.errors import ErrorKind, unauthenticated
+from broker.domain.identity import Caller
 
 API_KEY_HEADER = "X-API-Key"
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
-# A JWS in compact serialization: three base64url segments (RFC 7515 §7.1). Such a bearer value belongs to a
-# token authenticator (OIDC, TokenReview), never to this one.
-_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -24,20 +22,6 @@ class _Key:
     name: str
     digest: bytes = field(repr=False)
     groups: tuple[str, ...]
-
-
-def looks_like_jwt(value: str) -> bool:
-    return _JWT_SHAPE.fullmatch(value) is not None
-
-
-def bearer_value(authorization: str | None) -> str | None:
-    """The credential of an `Authorization: Bearer <value>` header (scheme case-insensitive, RFC 9110 §11.1)."""
-    if authorization is None:
-        return None
-    scheme, _, value = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return value.strip()
 
 
 class ApiKeyAuthenticator:
@@ -73,10 +57,10 @@ class ApiKeyAuthenticator:
                 return None
         presented = presented.strip()
         if not presented:
-            raise unauthenticated("empty API key")
+            raise unauthenticated(ErrorKind.CREDENTIAL_MALFORMED, "empty API key")
         key = self._match(hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest())
         if key is None:
-            raise unauthenticated("unknown API key")
+            raise unauthenticated(ErrorKind.CREDENTIAL_UNKNOWN, "unknown API key")
         return Caller(user=key.name, groups=key.groups, method=self.method)
 
     def _match(self, digest: bytes) -> _Key | None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from broker.identity import Caller
+from broker.domain.identity import Caller
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker import metrics
-from broker.callers.api_key import API_KEY_HEADER, bearer_value, looks_like_jwt
+from broker.callers.api_key import API_KEY_HEADER
 from broker.callers.base import Authenticator, CallerRequest
-from broker.errors import BrokerError, unauthenticated
-from broker.identity import Caller
+from broker.callers.bearer import bearer_value, looks_like_jwt
+from broker.domain.errors import BrokerError, ErrorKind, unauthenticated
+from broker.domain.identity import Caller
 
 
 class AuthenticatorChain:
@@ -48,6 +49,7 @@ class AuthenticatorChain:
         if offered is None:
             metrics.auth_failure("none", "missing")
             raise unauthenticated(
+                ErrorKind.CREDENTIAL_MISSING,
                 "no credential: present a client certificate, an API key, or a bearer token",
                 reason="no credential recognised by any authenticator",
             )
@@ -55,7 +57,9 @@ class AuthenticatorChain:
         metrics.auth_failure(offered, "not_accepted")
         what = {"mtls": "client certificates", "api_key": "API keys"}.get(offered, "bearer tokens")
         raise unauthenticated(
-            f"this broker accepts no {what}", reason=f"a credential of a kind not configured: {what}"
+            ErrorKind.CREDENTIAL_NOT_ACCEPTED,
+            f"this broker accepts no {what}",
+            reason=f"a credential of a kind not configured: {what}",
         )
 
 
@@ -81,21 +85,21 @@ _METHODS: dict[str, metrics.AuthMethod] = {
     "kubernetes": "kubernetes",
 }
 
-# The caller-safe detail of each refusal names its kind in a few fixed words; first match wins.
-_KINDS: tuple[tuple[str, metrics.AuthReason], ...] = (
-    ("expired", "expired"),
-    ("not valid yet", "not_yet_valid"),
-    ("too old", "too_old"),
-    ("audience", "bad_audience"),
-    ("trusted issuer", "untrusted_issuer"),
-    ("signed with a key", "bad_signature"),
-    ("signature", "bad_signature"),
-    ("signing key", "bad_signature"),
-    ("not accepted by the cluster", "revoked"),
-    ("claim", "claims"),
-    ("email", "claims"),
-    ("unknown", "unknown"),
-)
+# the `reason` label of each kind of refused credential
+_REASONS: dict[ErrorKind, metrics.AuthReason] = {
+    ErrorKind.CREDENTIAL_MISSING: "missing",
+    ErrorKind.CREDENTIAL_NOT_ACCEPTED: "not_accepted",
+    ErrorKind.CREDENTIAL_MALFORMED: "malformed",
+    ErrorKind.CREDENTIAL_UNKNOWN: "unknown",
+    ErrorKind.BAD_SIGNATURE: "bad_signature",
+    ErrorKind.UNTRUSTED_ISSUER: "untrusted_issuer",
+    ErrorKind.BAD_AUDIENCE: "bad_audience",
+    ErrorKind.CREDENTIAL_EXPIRED: "expired",
+    ErrorKind.CREDENTIAL_NOT_YET_VALID: "not_yet_valid",
+    ErrorKind.CREDENTIAL_TOO_OLD: "too_old",
+    ErrorKind.CLAIMS: "claims",
+    ErrorKind.CREDENTIAL_REVOKED: "revoked",
+}
 
 
 def _method(authenticator: Authenticator) -> metrics.AuthMethod:
@@ -106,5 +110,4 @@ def failure_kind(exc: BrokerError) -> metrics.AuthReason:
     """A low-cardinality label for a refused credential (the full reason goes to the log, not the metric)."""
     if exc.status >= 500:
         return "unavailable"
-    detail = exc.detail.lower()
-    return next((kind for words, kind in _KINDS if words in detail), "malformed")
+    return _REASONS.get(exc.kind, "malformed")

@@ -15,10 +15,10 @@ from typing import Any
 
 import aiohttp
 
-from broker.errors import BrokerError, unavailable, upstream_refused
-from broker.kube.client import parse_max_age
-from broker.kube.transport import resolve_proxy
-from broker.tls_client import client_ssl_context
+from broker._kits.jwks import parse_max_age
+from broker._kits.proxy import resolve_proxy
+from broker._kits.tls import client_ssl_context
+from broker.domain.errors import BrokerError, unavailable, upstream_refused
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_DOCUMENT_BYTES = 1 << 20

@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from broker._kits.singleflight import SingleFlight
 from broker.callers.base import CallerRequest
 from broker.callers.bearer import bearer_jwt
-from broker.errors import unauthenticated, unavailable, upstream_refused
-from broker.identity import Caller
-from broker.kube.singleflight import SingleFlight
+from broker.domain.errors import ErrorKind, unauthenticated, unavailable, upstream_refused
+from broker.domain.identity import Caller
 
-TOKEN_REVIEWS_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 _MAX_ERROR = 300
 
 
 class TokenReviewer(Protocol):
-    """What this authenticator needs of a cluster (ClusterClient has it): one POST, errors as BrokerError."""
+    """What this authenticator needs of a cluster (kube.Reviews has it): one TokenReview, errors as
+    BrokerError; the answer as the API server gave it."""
 
-    async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def review(self, token: str, audiences: Sequence[str]) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,8 @@ class TokenReviewAuthenticator:
         if client is None:
             raise unavailable(f"{where} that reviews service-account tokens is not connected yet")
         self.reviews += 1
-        answer = await client.post_json(
-            TOKEN_REVIEWS_PATH,
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenReview",
-                "spec": {"token": token, "audiences": list(self._audiences)},
-            },
-        )
+        answer = await client.review(token, self._audiences)
+
         # the answer echoes the token in spec: read status only, and never log the answer
         status = answer.get("status")
         if not isinstance(status, dict):
@@ -113,13 +107,16 @@ class TokenReviewAuthenticator:
         if status.get("authenticated") is not True:
             error = str(status.get("error") or "not authenticated")[:_MAX_ERROR]
             raise unauthenticated(
-                "bearer token was not accepted by the cluster", reason=f"TokenReview on {where}: {error}"
+                ErrorKind.CREDENTIAL_REVOKED,
+                "bearer token was not accepted by the cluster",
+                reason=f"TokenReview on {where}: {error}",
             )
         # authentication/v1 TokenReviewStatus.audiences: a client that set spec.audiences must check that a
         # compatible audience came back (an authenticator that ignores audiences returns the API server's)
         confirmed = _strings(status.get("audiences")) or []
         if not set(confirmed) & set(self._audiences):
             raise unauthenticated(
+                ErrorKind.BAD_AUDIENCE,
                 "bearer token is not meant for this broker (audience)",
                 reason=f"TokenReview on {where} confirmed audiences {confirmed!r}, not {list(self._audiences)!r}",
             )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from cryptography import x509
 
+from broker._kits.pki import identity_of
 from broker.callers.base import CallerRequest
-from broker.errors import unauthenticated
-from broker.identity import Caller
-from broker.pki import identity_of
+from broker.domain.errors import ErrorKind, unauthenticated
+from broker.domain.identity import Caller
 
 
 class MtlsAuthenticator:
@@ -24,12 +24,17 @@ class MtlsAuthenticator:
         try:
             cert = x509.load_der_x509_certificate(request.peer_cert_der)
         except ValueError as exc:
-            raise unauthenticated("client certificate could not be read", reason=f"bad DER: {exc}") from exc
+            raise unauthenticated(
+                ErrorKind.CREDENTIAL_MALFORMED,
+                "client certificate could not be read",
+                reason=f"bad DER: {exc}",
+            ) from exc
         user, groups = identity_of(cert)
         if not user:
             # kube-apiserver skips such a certificate and falls through to other authenticators; a broker
             # caller who bothered to present one meant it, so refusing is clearer than a confusing 401 later.
             raise unauthenticated(
+                ErrorKind.CREDENTIAL_MALFORMED,
                 "client certificate has no common name (CN) to use as the user name",
                 reason=f"client certificate without CN, subject {cert.subject.rfc4514_string()}",
             )

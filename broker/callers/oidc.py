@@ -19,16 +19,16 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from broker import metrics
+from broker._kits.jwks import JwksCache
+from broker._kits.jwt import ALLOWED_ALGORITHMS, decode_unverified
+from broker._kits.singleflight import SingleFlight
+from broker._kits.tls import TlsFileError, client_ssl_context
 from broker.callers.base import CallerRequest
 from broker.callers.bearer import bearer_jwt
 from broker.callers.json_fetch import JsonFetcher
-from broker.config import OidcIssuerConfig
-from broker.errors import BrokerError, unauthenticated, upstream_refused
-from broker.identity import Caller
-from broker.kube.jwks import ALLOWED_ALGORITHMS, JwksCache
-from broker.kube.singleflight import SingleFlight
-from broker.kube.verify import decode_unverified
-from broker.tls_client import TlsFileError, client_ssl_context
+from broker.domain.errors import BrokerError, ErrorKind, unauthenticated, upstream_refused
+from broker.domain.identity import Caller
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
@@ -36,7 +36,7 @@ _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 @dataclass(frozen=True)
 class OidcSettings:
-    """One trusted issuer, as plain data (see OidcIssuerConfig for what each field means)."""
+    """One trusted issuer, as plain data (config.toml's [[auth.oidc]] says what each field means)."""
 
     issuer: str
     audience: str
@@ -57,22 +57,6 @@ class OidcSettings:
             raise ValueError(
                 f"OIDC issuer {self.issuer}: algorithms must be among {', '.join(ALLOWED_ALGORITHMS)}"
             )
-
-    @classmethod
-    def from_config(cls, cfg: OidcIssuerConfig) -> OidcSettings:
-        return cls(
-            issuer=cfg.issuer,
-            audience=cfg.audience,
-            jwks_uri=cfg.jwks_uri,
-            algorithms=cfg.algorithms,
-            leeway_seconds=cfg.leeway_seconds,
-            max_token_age_seconds=cfg.max_token_age,
-            username_claim=cfg.username_claim,
-            username_prefix=cfg.effective_username_prefix,
-            groups_claim=cfg.groups_claim,
-            groups_prefix=cfg.groups_prefix,
-            groups=cfg.groups,
-        )
 
 
 def issuer_ssl_context(ca_file: str | None) -> ssl.SSLContext | None:
@@ -99,8 +83,8 @@ def _secure_url(url: str) -> bool:
     )
 
 
-def _refused(detail: str, reason: str) -> BrokerError:
-    return unauthenticated(detail, reason=reason)
+def _refused(kind: ErrorKind, detail: str, reason: str) -> BrokerError:
+    return unauthenticated(kind, detail, reason=reason)
 
 
 class OidcIssuer:
@@ -131,7 +115,8 @@ class OidcIssuer:
             max_stale=max_stale,
             clock=monotonic,
             label=f"issuer {settings.issuer}'s",
-            source="oidc",
+            on_refresh=lambda outcome: metrics.jwks_refreshed("oidc", outcome),
+            refused=upstream_refused,
         )
 
     @property
@@ -175,14 +160,20 @@ class OidcIssuer:
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in s.algorithms:
             raise _refused(
+                ErrorKind.BAD_SIGNATURE,
                 "token signature algorithm is not accepted",
                 f"alg {_clip(alg)} not among {list(s.algorithms)} of issuer {s.issuer}",
             )
         if not isinstance(kid, str) or not kid:
-            raise _refused("token names no signing key (kid)", f"token of issuer {s.issuer} without kid")
+            raise _refused(
+                ErrorKind.BAD_SIGNATURE,
+                "token names no signing key (kid)",
+                f"token of issuer {s.issuer} without kid",
+            )
         key = await self.jwks.key(kid, alg)
         if key is None:
             raise _refused(
+                ErrorKind.BAD_SIGNATURE,
                 "token is signed with a key the issuer does not publish",
                 f"no {alg} key with kid {_clip(kid)} in the key set of issuer {s.issuer}",
             )
@@ -197,21 +188,31 @@ class OidcIssuer:
                 options={"require": _REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:
-            raise _refused("token has expired", f"expired token of issuer {s.issuer}") from None
+            raise _refused(
+                ErrorKind.CREDENTIAL_EXPIRED, "token has expired", f"expired token of issuer {s.issuer}"
+            ) from None
         except jwt.ImmatureSignatureError as exc:
-            raise _refused("token is not valid yet", f"token of issuer {s.issuer}: {exc}") from None
+            raise _refused(
+                ErrorKind.CREDENTIAL_NOT_YET_VALID,
+                "token is not valid yet",
+                f"token of issuer {s.issuer}: {exc}",
+            ) from None
         except jwt.InvalidAudienceError:
             raise _refused(
+                ErrorKind.BAD_AUDIENCE,
                 "token is not meant for this broker (audience)",
                 f"token of issuer {s.issuer} lacks audience {s.audience!r}",
             ) from None
         except jwt.PyJWTError as exc:
             raise _refused(
-                "token is invalid", f"token of issuer {s.issuer}: {exc.__class__.__name__}: {exc}"
+                ErrorKind.CREDENTIAL_MALFORMED,
+                "token is invalid",
+                f"token of issuer {s.issuer}: {exc.__class__.__name__}: {exc}",
             ) from None
         issued_at = float(claims["iat"])
         if self._now() - issued_at > s.max_token_age_seconds + s.leeway_seconds:
             raise _refused(
+                ErrorKind.CREDENTIAL_TOO_OLD,
                 f"token is too old: issued more than {s.max_token_age_seconds} s ago",
                 f"token of issuer {s.issuer} issued at {issued_at:.0f}, max age {s.max_token_age_seconds} s",
             )
@@ -227,12 +228,17 @@ class OidcIssuer:
         name = claims.get(s.username_claim)
         if not isinstance(name, str) or not name:
             raise _refused(
+                ErrorKind.CLAIMS,
                 f"token has no {s.username_claim} claim to use as the user name",
                 f"token of issuer {s.issuer} without a string {s.username_claim!r} claim",
             )
         # kube-apiserver: an email is a user name only when the issuer verified it
         if s.username_claim == "email" and claims.get("email_verified", True) is not True:
-            raise _refused("token email is not verified", f"email_verified is not true (issuer {s.issuer})")
+            raise _refused(
+                ErrorKind.CLAIMS,
+                "token email is not verified",
+                f"email_verified is not true (issuer {s.issuer})",
+            )
         return s.username_prefix + name
 
     def _groups(self, claims: Mapping[str, Any]) -> tuple[str, ...]:
@@ -244,6 +250,7 @@ class OidcIssuer:
             values = [] if value is None else [value] if isinstance(value, str) else value
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise _refused(
+                    ErrorKind.CLAIMS,
                     f"token claim {s.groups_claim} is not a list of group names",
                     f"claim {s.groups_claim!r} of issuer {s.issuer} is {type(value).__name__}",
                 )
@@ -283,7 +290,9 @@ class OidcAuthenticator:
             if self._defer:
                 return None
             raise _refused(
-                "bearer token is not a readable JWT", "bearer JWT with an undecodable header or payload"
+                ErrorKind.CREDENTIAL_MALFORMED,
+                "bearer token is not a readable JWT",
+                "bearer JWT with an undecodable header or payload",
             ) from None
         iss = peek.claims.get("iss")
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
@@ -291,6 +300,8 @@ class OidcAuthenticator:
             if self._defer:
                 return None
             raise _refused(
-                "bearer token is not from a trusted issuer", f"token issuer {_clip(iss)} is not configured"
+                ErrorKind.UNTRUSTED_ISSUER,
+                "bearer token is not from a trusted issuer",
+                f"token issuer {_clip(iss)} is not configured",
             )
         return await issuer.verify(token, peek.header)

@@ -7,8 +7,8 @@ import ssl
 from aiohttp import web
 
 from broker.callers.base import CallerRequest
+from broker.domain.identity import Caller
 from broker.http.keys import AUTHENTICATOR, CALLER_KEY
-from broker.identity import Caller
 
 
 def peer_certificate_der(request: web.Request) -> bytes | None:

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
-from broker.errors import bad_request, unprocessable
+from broker.domain.errors import bad_request, unprocessable
 from broker.http.problem import ProblemError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -8,21 +8,20 @@ no memory. `token-broker audit correlate --k8s-audit-log FILE` sends just the li
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Final, Protocol
+from datetime import UTC, datetime
+from typing import Final
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.audit.correlate import KubeRequest, TokenActivity
-from broker.audit.records import utc_now
-from broker.correlations import Correlation
-from broker.errors import BrokerError, unavailable
+from broker.domain.activity import KubeRequest, TokenActivity
+from broker.domain.errors import BrokerError, ErrorKind, unavailable
 from broker.http.auth import authenticate
+from broker.http.keys import CORRELATION
 from broker.http.models import IssuanceView
 from broker.http.openapi import Operation, Reply
 from broker.http.operators import issuance_view, parse_query, query_parameters
-from broker.identity import Caller
+from broker.usecases.ports import Correlation
 
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/jsonl", "application/json-lines"})
 # the most a caller may upload in one request (the CLI sends only the lines that can match)
@@ -32,15 +31,6 @@ VISIBILITY: Final = (
     "Operators see every token the log names (tokens this broker did not issue have no record); any other "
     "caller only the tokens it obtained."
 )
-
-
-class CorrelatorPort(Protocol):
-    async def correlate(
-        self, caller: Caller, chunks: AsyncIterator[bytes], *, jti: str | None = None
-    ) -> Correlation: ...
-
-
-CORRELATOR = web.AppKey("correlator", CorrelatorPort)
 
 
 class CorrelationQuery(BaseModel):
@@ -108,10 +98,10 @@ def _activity_view(a: TokenActivity, now: datetime) -> TokenActivityView:
 def report(result: Correlation, now: datetime) -> CorrelationReport:
     return CorrelationReport(
         tokens=[_activity_view(a, now) for a in result.tokens],
-        lines=result.scan.lines,
+        lines=result.lines,
         events_matched=sum(len(a.requests) + a.dropped for a in result.tokens),
-        unparsable_lines=result.scan.unparsable,
-        tokens_dropped=result.scan.tokens_dropped,
+        unparsable_lines=result.unparsable_lines,
+        tokens_dropped=result.tokens_dropped,
     )
 
 
@@ -121,31 +111,30 @@ async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
         total += len(chunk)
         if total > MAX_UPLOAD:
             raise BrokerError(
-                413,
-                "Payload Too Large",
-                f"an audit log upload is limited to {MAX_UPLOAD} bytes",
-                type_slug="body-too-large",
+                ErrorKind.BODY_TOO_LARGE, f"an audit log upload is limited to {MAX_UPLOAD} bytes"
             )
         yield chunk
 
 
 async def correlate(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    correlator = request.app.get(CORRELATOR)
+    correlator = request.app.get(CORRELATION)
     if correlator is None:
-        raise unavailable("audit store unavailable", reason="correlation needs the audit store")
+        raise unavailable(
+            "audit store unavailable",
+            reason="correlation needs the audit store",
+            kind=ErrorKind.AUDIT_UNAVAILABLE,
+        )
     q = parse_query(request, CorrelationQuery)
     if request.content_type not in NDJSON_TYPES:
         raise BrokerError(
-            415,
-            "Unsupported Media Type",
+            ErrorKind.UNSUPPORTED_MEDIA_TYPE,
             "send the kube-apiserver audit log as application/x-ndjson (one JSON event per line)",
-            type_slug="unsupported-media-type",
         )
     jti = q.jti.strip().removeprefix("JTI=") if q.jti else None
     result = await correlator.correlate(caller, _chunks(request), jti=jti)
     return web.Response(
-        text=report(result, utc_now()).model_dump_json(),
+        text=report(result, datetime.now(UTC)).model_dump_json(),
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )

@@ -8,12 +8,12 @@ import logging
 
 from aiohttp import web
 
-from broker.contracts import RoleInfo
 from broker.http.auth import authenticate
-from broker.http.keys import ISSUER, OPENAPI_DOCUMENT
+from broker.http.keys import ISSUANCE, OPENAPI_DOCUMENT
 from broker.http.models import Health, RoleList, RoleView, WhoAmI
 from broker.http.problem import problem_response
 from broker.http.request_id import REQUEST_ID_KEY
+from broker.usecases.ports import RoleInfo
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _json(model: Health | RoleList | WhoAmI) -> web.Response:
 
 async def whoami(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    roles = request.app[ISSUER].usable_roles(caller)
+    roles = request.app[ISSUANCE].usable_roles(caller)
     doc = WhoAmI(
         user=caller.user,
         groups=list(caller.groups),
@@ -57,7 +57,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def roles(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    return _json(RoleList(roles=[role_view(r) for r in request.app[ISSUER].usable_roles(caller)]))
+    return _json(RoleList(roles=[role_view(r) for r in request.app[ISSUANCE].usable_roles(caller)]))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -67,7 +67,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            failing = await request.app[ISSUER].ready()
+            failing = await request.app[ISSUANCE].ready()
     except TimeoutError:
         failing = ["readiness check (timed out)"]
     except Exception:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,9 +16,8 @@ from pydantic import (
     field_validator,
 )
 
-from broker.audit.records import rfc3339 as audit_rfc3339
-from broker.durations import parse_duration
-from broker.render import rfc3339
+from broker._kits.durations import parse_duration
+from broker._kits.rfc3339 import format_time, parse_time
 
 # A namespace name is an RFC 1123 DNS label (k8s.io/apimachinery ValidateNamespaceName).
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -68,7 +66,8 @@ class TokenRequestBody(BaseModel):
 
 
 def _timestamp(value: datetime | None) -> str | None:
-    return None if value is None else rfc3339(value)
+    # second precision, as Kubernetes writes metav1.Time (what kubectl's credential cache reads)
+    return format_time(value)
 
 
 class ServiceAccountRef(BaseModel):
@@ -172,7 +171,7 @@ MAX_INTROSPECT_TOKEN = 16384
 
 
 def _precise(value: datetime | None) -> str | None:
-    return audit_rfc3339(value)
+    return format_time(value, "microseconds")
 
 
 class CallerView(BaseModel):
@@ -313,7 +312,7 @@ DEFAULT_PAGE_ITEMS = 50
 MAX_EXPORT = 100_000
 IssuanceState = Literal["pending", "issued", "failed", "aborted", "revoked", "expired"]
 LogEvent = Literal["issued", "denied", "failed", "aborted", "revoked", "expired"]
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
 _QueryText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)]
 
 
@@ -321,15 +320,9 @@ def parse_rfc3339(value: Any) -> datetime:
     """An RFC 3339 time with a zone ("2024-05-01T12:00:00Z", "…+02:00"); nothing looser."""
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value
-    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+    if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 time with a zone, such as 2024-05-01T12:00:00Z")
-    text = value.upper().replace("Z", "+00:00")
-    whole, dot, rest = text.partition(".")
-    if dot:
-        # fromisoformat (3.11) takes at most microseconds: drop nanosecond digits
-        digits = rest[: len(rest) - 6]
-        text = f"{whole}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
-    return datetime.fromisoformat(text)
+    return parse_time(value)
 
 
 Rfc3339Time = Annotated[datetime, BeforeValidator(parse_rfc3339)]

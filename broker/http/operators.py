@@ -1,6 +1,6 @@
 """The audit trail over HTTP: GET /v1/tokens, GET /v1/audit, DELETE /v1/tokens/{token_id}, POST /v1/introspect.
 
-Who sees what is decided by the OperationsPort (broker.operations); this module parses, authenticates and
+Who sees what is decided by the use cases (broker.usecases.access); this module parses, authenticates and
 renders. No token is ever written into a response or a log line here: records hold only jti and SHA-256.
 """
 
@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from broker.audit.records import AuditRecord, utc_now
-from broker.audit.store import AuditFilter
-from broker.contracts import Introspection, OperationsPort, RecordQuery
-from broker.errors import BrokerError, unavailable, unprocessable
+from broker.domain.errors import BrokerError, ErrorKind, unavailable, unprocessable
+from broker.domain.records import AuditFilter, AuditRecord
 from broker.http.auth import authenticate
 from broker.http.body import parse_body
-from broker.http.keys import OPERATIONS
+from broker.http.keys import INTROSPECTION, RECORDS, REVOCATION
 from broker.http.models import (
     AuditEventList,
     AuditEventView,
@@ -35,6 +33,7 @@ from broker.http.models import (
     TokenListQuery,
 )
 from broker.http.problem import ProblemError
+from broker.usecases.ports import Introspection, RecordQuery
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +46,14 @@ _MAX_TOKEN_ID = 256
 QueryT = TypeVar("QueryT", bound=BaseModel)
 
 
-def _operations(request: web.Request) -> OperationsPort:
-    ops = request.app.get(OPERATIONS)
-    if ops is None:
-        raise unavailable("audit store not configured", retry_after=60.0)
-    return ops
+PortT = TypeVar("PortT")
+
+
+def _port(request: web.Request, key: web.AppKey[PortT]) -> PortT:
+    port = request.app.get(key)
+    if port is None:
+        raise unavailable("audit store not configured", retry_after=60.0, kind=ErrorKind.AUDIT_UNAVAILABLE)
+    return port
 
 
 # -- query parameters ------------------------------------------------------------------------------------------
@@ -223,10 +225,10 @@ async def _stream(
 
 async def list_tokens(request: web.Request) -> web.StreamResponse:
     caller = await authenticate(request)
-    ops = _operations(request)
+    ops = _port(request, RECORDS)
     q = parse_query(request, TokenListQuery)
     query = RecordQuery(filter=_filter(q), cursor=q.cursor, limit=q.page_size, jti=q.jti)
-    now = utc_now()
+    now = datetime.now(UTC)
     if q.format == "jsonl":
         return await _stream(
             request, ops.export_tokens(caller, query, q.export_size), lambda r: issuance_view(r, now)
@@ -239,7 +241,7 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
 
 async def list_audit(request: web.Request) -> web.StreamResponse:
     caller = await authenticate(request)
-    ops = _operations(request)
+    ops = _port(request, RECORDS)
     q = parse_query(request, AuditListQuery)
     query = RecordQuery(filter=_filter(q), cursor=q.cursor, limit=q.page_size, jti=q.jti)
     if q.format == "jsonl":
@@ -250,24 +252,24 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
 
 async def revoke_token(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    ops = _operations(request)
+    ops = _port(request, REVOCATION)
     reason = ""
     if request.body_exists:
         reason = (await parse_body(request, RevokeRequest)).reason
     token_id = request.match_info["token_id"]
     if len(token_id) > _MAX_TOKEN_ID or not token_id.isprintable():
-        raise BrokerError(404, "Not Found", "no such token", type_slug="not-found")
+        raise BrokerError(ErrorKind.NOT_FOUND, "no such token")
     await ops.revoke(caller, token_id, reason)
     return web.Response(status=204, headers=_NO_STORE)
 
 
 async def introspect(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    ops = _operations(request)
+    ops = _port(request, INTROSPECTION)
     body = await parse_body(request, IntrospectionRequest)
     result = await ops.introspect(caller, body.token)
     # exclude_unset: `{"active": false}` and nothing else for a token that is not ours
-    return _json(introspection_response(result, utc_now()), exclude_unset=True)
+    return _json(introspection_response(result, datetime.now(UTC)), exclude_unset=True)
 
 
 def query_parameters(model: type[BaseModel]) -> tuple[Mapping[str, Any], ...]:

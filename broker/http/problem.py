@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 from broker.http.request_id import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
@@ -90,14 +90,7 @@ class ProblemError(BrokerError):
     """A BrokerError that carries extension members for the problem document (e.g. field errors)."""
 
     def __init__(self, base: BrokerError, extra: Mapping[str, Any]) -> None:
-        super().__init__(
-            base.status,
-            base.title,
-            base.detail,
-            reason=base.reason,
-            retry_after=base.retry_after,
-            type_slug=base.type_slug,
-        )
+        super().__init__(base.kind, base.detail, reason=base.reason, retry_after=base.retry_after)
         self.extra: Mapping[str, Any] = dict(extra)
 
 

@@ -10,10 +10,16 @@ from aiohttp.typedefs import Handler
 
 from broker import __version__
 from broker.callers.chain import AuthenticatorChain
-from broker.contracts import IssuerPort, OperationsPort
 from broker.http import correlations, meta, operators, tokens
-from broker.http.keys import AUTHENTICATOR, ISSUER, OPENAPI_DOCUMENT, OPERATIONS, RATE_LIMITS
-from broker.http.limits import CallerRateLimits
+from broker.http.keys import (
+    AUTHENTICATOR,
+    CORRELATION,
+    INTROSPECTION,
+    ISSUANCE,
+    OPENAPI_DOCUMENT,
+    RECORDS,
+    REVOCATION,
+)
 from broker.http.models import (
     AuditEventList,
     AuditEventView,
@@ -35,6 +41,13 @@ from broker.http.observe import metrics_middleware
 from broker.http.openapi import Operation, Reply, build_document
 from broker.http.problem import error_middleware
 from broker.http.request_id import request_id_middleware
+from broker.usecases.ports import (
+    CorrelationPort,
+    IntrospectionPort,
+    IssuancePort,
+    RecordsPort,
+    RevocationPort,
+)
 
 _NO_STORE = {"Cache-Control": "no-store", "Location": "the issued token's resource (for revocation)"}
 _KUBECONFIG_TEXT = {"type": "string", "description": "a kubeconfig (YAML) holding the token"}
@@ -263,18 +276,18 @@ def openapi_document(routes: Sequence[tuple[Operation, Handler]] = ROUTES) -> di
 def build_http_app(
     *,
     authenticator: AuthenticatorChain,
-    issuer: IssuerPort,
+    issuance: IssuancePort,
     max_body_bytes: int,
-    rate_limits: CallerRateLimits | None = None,
-    operations: OperationsPort | None = None,
-    correlator: correlations.CorrelatorPort | None = None,
+    records: RecordsPort | None = None,
+    revocation: RevocationPort | None = None,
+    introspection: IntrospectionPort | None = None,
+    correlation: CorrelationPort | None = None,
 ) -> web.Application:
     """The broker's public API. The caller adds lifecycle (cleanup_ctx) and runs it with
     `web.AppRunner(app, access_log_class=RedactingAccessLogger)` over a `server_ssl_context(...)`.
 
-    rate_limits: per-caller limits on POST /v1/tokens (None: unlimited).
-    operations: listing, revocation and introspection (None: those endpoints answer 503).
-    correlator: POST /v1/audit/correlations (None: it answers 503).
+    records, revocation, introspection: the audit trail's use cases (None: those endpoints answer 503).
+    correlation: POST /v1/audit/correlations (None: it answers 503).
     """
     app = web.Application(
         # request_id outermost so error responses carry the id too
@@ -283,13 +296,15 @@ def build_http_app(
         client_max_size=max_body_bytes,
     )
     app[AUTHENTICATOR] = authenticator
-    app[ISSUER] = issuer
-    if rate_limits is not None:
-        app[RATE_LIMITS] = rate_limits
-    if operations is not None:
-        app[OPERATIONS] = operations
-    if correlator is not None:
-        app[correlations.CORRELATOR] = correlator
+    app[ISSUANCE] = issuance
+    if records is not None:
+        app[RECORDS] = records
+    if revocation is not None:
+        app[REVOCATION] = revocation
+    if introspection is not None:
+        app[INTROSPECTION] = introspection
+    if correlation is not None:
+        app[CORRELATION] = correlation
     app[OPENAPI_DOCUMENT] = openapi_document()
     for op, handler in ROUTES:
         app.router.add_route(op.method, op.path, handler, name=op.operation_id)

@@ -9,13 +9,13 @@ from types import MappingProxyType
 from aiohttp import web
 
 from broker import render
-from broker.contracts import IssuedToken, IssueRequest
-from broker.errors import bad_request
+from broker.domain.errors import bad_request
 from broker.http.auth import authenticate
 from broker.http.body import parse_body
-from broker.http.keys import ISSUER, RATE_LIMITS
+from broker.http.keys import ISSUANCE
 from broker.http.models import ServiceAccountRef, TokenRequestBody, TokenResponse
 from broker.http.request_id import request_id_var
+from broker.usecases.ports import IssuedToken, IssueRequest
 
 YAML_TYPE = "application/yaml"
 _YAML_ACCEPT = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
@@ -95,10 +95,6 @@ async def create_token(request: web.Request) -> web.Response:
         user_agent=request.headers.get("User-Agent", "")[:_MAX_USER_AGENT],
         request_id=request_id_var.get(),
     )
-    limits = request.app.get(RATE_LIMITS)
-    if limits is not None:
-        # after authentication (the bucket is the caller's) and before the issuer: a refused request costs
-        # the API server nothing
-        limits.check(caller, body.role, body.namespace)
-    issued = await request.app[ISSUER].issue(caller, issue_request)
+    # the issuance's rate limit (the bucket is the caller's) comes before any call to the API server
+    issued = await request.app[ISSUANCE].issue(caller, issue_request)
     return _render(issued, fmt)

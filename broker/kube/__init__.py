@@ -1,20 +1,23 @@
-"""The broker's Kubernetes side: one ClusterClient per cluster, and verification of the tokens it returns.
+"""The broker's Kubernetes side: one Cluster per configured cluster (its API and one small module per resource),
+and verification of the tokens it returns.
 
 Knows nothing of callers, policy, HTTP or configuration: everything comes in as plain parameters.
 """
 
-from .client import BINDING_SA_ANNOTATION, LEGACY_FOR_LABEL, ClusterClient, parse_warnings
-from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeTransportError, missing_permission, to_broker_error
+from .api import KubeApi, Transport, to_broker_error
+from .cluster import Cluster
+from .errors import DEFAULT_RETRY_AFTER, KubeApiError, KubeTransportError, missing_permission
+from .labels import BINDING_SA_ANNOTATION, LEGACY_FOR_LABEL
+from .leases import LeaseConflict
 from .objects import LegacyToken, SecretRef, ServiceAccountRef, TokenResponse
 from .retry import RetryPolicy
-from .transport import ClusterConfigError, InClusterFiles, resolve_proxy
+from .tokens import parse_warnings
+from .transport import ClusterConfigError, InClusterFiles, Response
 from .verify import (
     LEGACY_ISSUER,
     ClusterTokenVerifier,
-    UnverifiedToken,
     VerifiedLegacyToken,
     VerifiedToken,
-    decode_unverified,
     parse_subject,
 )
 
@@ -23,24 +26,25 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "LEGACY_FOR_LABEL",
     "LEGACY_ISSUER",
-    "ClusterClient",
+    "Cluster",
     "ClusterConfigError",
     "ClusterTokenVerifier",
     "InClusterFiles",
+    "KubeApi",
     "KubeApiError",
     "KubeTransportError",
+    "LeaseConflict",
     "LegacyToken",
+    "Response",
     "RetryPolicy",
     "SecretRef",
     "ServiceAccountRef",
     "TokenResponse",
-    "UnverifiedToken",
+    "Transport",
     "VerifiedLegacyToken",
     "VerifiedToken",
-    "decode_unverified",
     "missing_permission",
     "parse_subject",
     "parse_warnings",
-    "resolve_proxy",
     "to_broker_error",
 ]

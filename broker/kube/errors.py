@@ -1,9 +1,8 @@
 """What a failed call to the API server means, and how it becomes a BrokerError.
 
 Two internal exceptions cross this package's inside: `KubeApiError` (the server answered non-2xx) and
-`KubeTransportError` (no answer: timeout, refused, reset). Operations in client.py catch them and turn
-them into a `BrokerError` with the status the broker's caller gets; `to_broker_error` is the default
-mapping, operations override it where a status means something specific (a 404 that is "already gone").
+`KubeTransportError` (no answer: timeout, refused, reset). They never leave it: api.py turns every one into a
+`BrokerError` through one table, except the answers a resource call expects (a 404 that is "already gone").
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from broker.errors import BrokerError, unavailable, upstream_refused
 
 # Retry-After when the server gives none: long enough not to hammer a struggling server, short enough for CI.
 DEFAULT_RETRY_AFTER = 2.0
@@ -56,6 +53,16 @@ class KubeApiError(Exception):
     def details_kind(self) -> str:
         kind = self.details.get("kind", "")
         return kind if isinstance(kind, str) else ""
+
+    @property
+    def invalid_fields(self) -> frozenset[str]:
+        """The fields a 422 Invalid names (details.causes[].field), e.g. "spec.expirationSeconds"."""
+        causes = self.details.get("causes")
+        return (
+            frozenset(c["field"] for c in causes if isinstance(c, dict) and isinstance(c.get("field"), str))
+            if isinstance(causes, list)
+            else frozenset()
+        )
 
 
 @dataclass
@@ -170,52 +177,3 @@ def missing_permission(message: str) -> str | None:
     if m.group("scope"):
         text += " " + m.group("scope")
     return text
-
-
-def to_broker_error(exc: KubeError, *, action: str, cluster: str = "") -> BrokerError:
-    """The default meaning of a failure while doing `action` (e.g. "request a token for ci/deployer").
-
-    401 → 502 (the broker's own credentials were rejected); 403 → 502 naming the missing permission;
-    429, 5xx, timeouts, connection errors → 503 with Retry-After; anything else → 502 with the server's message.
-    """
-    where = f" (cluster {cluster})" if cluster else ""
-    if isinstance(exc, KubeTransportError):
-        if exc.kind == "tls":
-            return upstream_refused(
-                f"cannot {action}: TLS to the Kubernetes API server failed{where}", reason=str(exc)
-            )
-        if exc.kind == "protocol":
-            return upstream_refused(
-                f"cannot {action}: the Kubernetes API server sent an unreadable answer{where}",
-                reason=str(exc),
-            )
-        what = "timed out" if exc.kind == "timeout" else "is unreachable"
-        return unavailable(
-            f"cannot {action}: the Kubernetes API server {what}{where}",
-            retry_after=exc.retry_after if exc.retry_after is not None else DEFAULT_RETRY_AFTER,
-            reason=str(exc),
-        )
-    if exc.transient:
-        busy = "is throttling the broker" if exc.status == 429 else f"answered {exc.status} {exc.reason}"
-        return unavailable(
-            f"cannot {action}: the Kubernetes API server {busy}{where}",
-            retry_after=exc.retry_after if exc.retry_after is not None else DEFAULT_RETRY_AFTER,
-            reason=str(exc),
-        )
-    if exc.status == 401:
-        return upstream_refused(
-            f"cannot {action}: the Kubernetes API server rejected the broker's own credentials{where}",
-            reason=str(exc),
-        )
-    if exc.status == 403:
-        permission = missing_permission(exc.message)
-        detail = (
-            f"cannot {action}: the broker is not allowed to {permission}{where}"
-            if permission
-            else f"cannot {action}: the Kubernetes API server forbids it{where}: {exc.message}"
-        )
-        return upstream_refused(detail, reason=str(exc))
-    return upstream_refused(
-        f"cannot {action}: the Kubernetes API server answered {exc.status} {exc.reason}{where}: {exc.message}",
-        reason=str(exc),
-    )

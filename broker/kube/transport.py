@@ -9,23 +9,21 @@ environment variables in a worker thread on every request. So kubernetes_asyncio
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
 import logging
 import os
 import ssl
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from broker.tls_client import TlsFileError, client_ssl_context
+from broker._kits.proxy import resolve_proxy, split_proxy
+from broker._kits.tls import TlsFileError, client_ssl_context
 
 from .errors import KubeTransportError, parse_failure
 
@@ -49,50 +47,6 @@ class InClusterFiles:
     token: Path = IN_CLUSTER_TOKEN
     ca: Path = IN_CLUSTER_CA
     environ: Mapping[str, str] | None = None  # None: os.environ
-
-
-def resolve_proxy(url: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The proxy for `url` from HTTPS_PROXY/HTTP_PROXY/NO_PROXY (either case), or None.
-
-    Resolved once per cluster at start-up; aiohttp's trust_env would redo this in a thread per request.
-    """
-    if environ is None:
-        proxies = urllib.request.getproxies_environment()
-    else:
-        # the same rules as getproxies_environment, over a given mapping: lowercase wins over uppercase
-        proxies = {}
-        for name, value in environ.items():
-            if value and name.lower().endswith("_proxy"):
-                proxies.setdefault(name[:-6].lower(), value)
-        for name, value in environ.items():
-            if value and name.endswith("_proxy"):
-                proxies[name[:-6]] = value
-    parts = urlsplit(url)
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or not parts.hostname:
-        return None
-    # proxy_bypass_environment understands NO_PROXY entries with ports, leading dots, "*" and CIDR-less IPs
-    host = parts.netloc.rsplit("@", 1)[-1]
-    if _proxy_bypass_environment(host, proxies):
-        return None
-    return proxy
-
-
-# urllib's NO_PROXY matcher (ports, leading dots, "*"); typeshed does not declare it
-_proxy_bypass_environment: Callable[[str, Mapping[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-
-
-def _split_proxy(proxy: str) -> tuple[str, dict[str, str] | None]:
-    """Move user:password out of a proxy URL into a Proxy-Authorization header."""
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    if parts.username is None:
-        return urlunsplit(parts), None
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    header = "Basic " + base64.b64encode(creds).decode("ascii")
-    return urlunsplit(parts._replace(netloc=netloc)), {"Proxy-Authorization": header}
 
 
 class Credentials:
@@ -223,7 +177,7 @@ async def load_connection(
     proxy = configuration.proxy or resolve_proxy(server_url, proxy_environ)
     proxy_headers = None
     if proxy:
-        proxy, proxy_headers = _split_proxy(proxy)
+        proxy, proxy_headers = split_proxy(proxy)
     return Connection(
         server_url=server_url,
         ssl_context=ssl_context,
@@ -260,7 +214,7 @@ class Response:
     body: dict[str, Any]
 
 
-class Transport:
+class HttpTransport:
     """One aiohttp session per cluster; every call has a timeout; non-2xx raises KubeApiError."""
 
     def __init__(
@@ -295,22 +249,43 @@ class Transport:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
-        refresh_on_401: bool = True,
         accept: str | None = None,
+        refresh_on_401: bool = True,
     ) -> Response:
         """`path` starts with "/" and is relative to the server URL: credentials never go to another origin."""
+        if not path.startswith("/"):
+            raise ValueError(f"not a server path: {path!r}")
+        creds = self.connection.credentials
+        status, headers, raw = await self._send(method, path, body, params, accept)
+        if status >= 400:
+            if status == 401 and creds.dynamic and refresh_on_401:
+                creds.invalidate()
+                return await self.request(
+                    method, path, body=body, params=params, accept=accept, refresh_on_401=False
+                )
+            raise parse_failure(status, headers, raw, method=method, path=path)
+        if log.isEnabledFor(logging.DEBUG):
+            # never the body: a TokenRequest answer holds the token
+            log.debug("%s %s → %d (%d bytes)", method, path, status, len(raw))
+        return Response(status, headers, _json_object(raw, status, method, path))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+        accept: str | None,
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         creds = self.connection.credentials
         auth = await creds.header() if creds.dynamic else self._static_auth
         headers = {"Authorization": auth} if auth else {}
         if accept:
             headers["Accept"] = accept
-        if not path.startswith("/"):
-            raise ValueError(f"not a server path: {path!r}")
-        url = self._base + path
         try:
             async with self._session.request(
                 method,
-                url,
+                self._base + path,
                 json=body,
                 params=params,
                 headers=headers,
@@ -318,34 +293,23 @@ class Transport:
                 proxy_headers=self.connection.proxy_headers,
                 server_hostname=self.connection.server_hostname,
             ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                resp_headers = resp.headers
+                return resp.status, resp.headers, await resp.read()
         except TimeoutError as exc:
             raise KubeTransportError("timeout", "no answer within the request timeout", method, path) from exc
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise KubeTransportError("tls", _safe(exc), method, path) from exc
-        except aiohttp.ClientSSLError as exc:
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             raise KubeTransportError("tls", _safe(exc), method, path) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise KubeTransportError("connection", _safe(exc), method, path) from exc
-        if status >= 400:
-            if status == 401 and creds.dynamic and refresh_on_401:
-                creds.invalidate()
-                return await self.request(
-                    method, path, body=body, params=params, refresh_on_401=False, accept=accept
-                )
-            raise parse_failure(status, resp_headers, raw, method=method, path=path)
-        if log.isEnabledFor(logging.DEBUG):
-            # never the body: a TokenRequest answer holds the token
-            log.debug("%s %s → %d (%d bytes)", method, path, status, len(raw))
-        try:
-            parsed = json.loads(raw) if raw else {}
-        except ValueError as exc:
-            raise KubeTransportError("protocol", f"the answer is not JSON ({status})", method, path) from exc
-        if not isinstance(parsed, dict):
-            raise KubeTransportError("protocol", f"the answer is not a JSON object ({status})", method, path)
-        return Response(status, resp_headers, parsed)
+
+
+def _json_object(raw: bytes, status: int, method: str, path: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise KubeTransportError("protocol", f"the answer is not JSON ({status})", method, path) from exc
+    if not isinstance(parsed, dict):
+        raise KubeTransportError("protocol", f"the answer is not a JSON object ({status})", method, path)
+    return parsed
 
 
 def _safe(exc: BaseException) -> str:

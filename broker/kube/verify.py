@@ -6,21 +6,20 @@ server (or something between it and the broker) is not behaving as Kubernetes do
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jwt
 
-from broker.errors import BrokerError, upstream_refused
+from broker import metrics
+from broker._kits.jwks import JwksCache
+from broker._kits.jwt import UnusableToken, signing_key
+from broker._kits.singleflight import SingleFlight
+from broker.domain.errors import BrokerError, ErrorKind, upstream_refused
 
-from .jwks import ALLOWED_ALGORITHMS, JwksCache
 from .objects import SecretRef
-from .singleflight import SingleFlight
 
 # the issuer of tokens the legacy token controller writes into Secrets (serviceaccount.LegacyIssuer)
 LEGACY_ISSUER = "kubernetes/serviceaccount"
@@ -30,41 +29,12 @@ LEEWAY_SECONDS = 60.0
 _LEGACY = "kubernetes.io/serviceaccount/"
 
 
-class KeySource(Protocol):
-    """A JSON Web Key Set by key id (JwksCache)."""
-
-    async def key(self, kid: str, alg: str) -> jwt.PyJWK | None: ...
-
-
-class UnusableToken(ValueError):
-    """A token whose signature cannot even be checked; the message says why (never quoting the token)."""
-
-
-async def signing_key(token: str, keys: KeySource) -> tuple[dict[str, Any], jwt.PyJWK, str]:
-    """(header, key, alg) to check a service-account JWT with. kube-apiserver signs only with RSA or ECDSA
-    keys, so "none" and HS* (which would let anyone forge a token) are refused, as are a missing kid and a
-    key the set does not publish. Raises UnusableToken; BrokerError 503 when the keys cannot be fetched."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise UnusableToken(f"malformed ({exc})") from None
-    alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-        raise UnusableToken(f"algorithm {alg!r} is not one of {', '.join(ALLOWED_ALGORITHMS)}")
-    if not isinstance(kid, str) or not kid:
-        raise UnusableToken("no key id (kid) in its header")
-    key = await keys.key(kid, alg)
-    if key is None:
-        raise UnusableToken(f"signed with key {kid!r} ({alg}), which the key set does not publish")
-    return header, key, alg
-
-
 class TokenSource(Protocol):
-    """What the verifier needs from a cluster (ClusterClient has both)."""
+    """What the verifier needs from a cluster (its Discovery has both)."""
 
     async def discover_issuer(self) -> tuple[str, str]: ...
 
-    async def fetch_jwks_with_max_age(self, uri: str) -> tuple[dict[str, Any], float | None]: ...
+    async def fetch_jwks(self, uri: str) -> tuple[dict[str, Any], float | None]: ...
 
 
 @dataclass(frozen=True)
@@ -98,31 +68,6 @@ class VerifiedLegacyToken:
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
-class UnverifiedToken:
-    header: Mapping[str, Any]
-    claims: Mapping[str, Any]
-
-
-def decode_unverified(token: str) -> UnverifiedToken:
-    """Header and claims of a JWT WITHOUT checking anything (for `token-broker decode`). ValueError if not a JWT."""
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        raise ValueError("not a JWT: expected three dot-separated parts")
-    try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValueError(f"not a JWT: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise ValueError("not a JWT: header and payload must be JSON objects")
-    return UnverifiedToken(header, claims)
-
-
-def _b64url(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
 def parse_subject(subject: str) -> tuple[str, str]:
     """(namespace, name) of `system:serviceaccount:NS:NAME`; ValueError otherwise."""
     if not subject.startswith(SA_PREFIX):
@@ -134,11 +79,53 @@ def parse_subject(subject: str) -> tuple[str, str]:
 
 
 def _refuse(why: str) -> BrokerError:
-    return upstream_refused(f"the API server returned a token that does not verify: {why}")
+    return upstream_refused(
+        f"the API server returned a token that does not verify: {why}", kind=ErrorKind.VERIFICATION
+    )
 
 
 def _time(value: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(float(value), dt.UTC)
+
+
+def _audiences(claims: Mapping[str, Any], expected: Sequence[str]) -> tuple[str, ...]:
+    aud = claims["aud"]
+    audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
+    if not audiences or not all(isinstance(a, str) for a in audiences):
+        raise _refuse("no audience")
+    missing = [a for a in expected if a not in audiences]
+    if missing:
+        raise _refuse(f"audiences {list(audiences)} lack {missing}")
+    return audiences
+
+
+def _bindings(
+    claims: Mapping[str, Any], namespace: str, name: str, expected_secret: SecretRef | None
+) -> tuple[str, str | None, str | None]:
+    """(service account uid, bound Secret name, its uid) from the kubernetes.io claim, checked."""
+    kube = claims.get("kubernetes.io")
+    if not isinstance(kube, dict):
+        raise _refuse("no kubernetes.io claim")
+    if kube.get("namespace") != namespace:
+        raise _refuse(f"namespace claim {kube.get('namespace')!r} is not {namespace!r}")
+    account = kube.get("serviceaccount")
+    if not isinstance(account, dict) or account.get("name") != name or not account.get("uid"):
+        raise _refuse(f"service account claim does not name {namespace}/{name}")
+    if kube.get("pod") is not None or kube.get("node") is not None:
+        raise _refuse("it is bound to a pod or node, not what the broker asked for")
+    secret = kube.get("secret")
+    if expected_secret is None:
+        if secret is not None:
+            raise _refuse("it is bound to a secret the broker did not ask for")
+        return str(account["uid"]), None, None
+    if not isinstance(secret, dict):
+        raise _refuse(f"it is not bound to secret {expected_secret.name!r}")
+    secret_name, secret_uid = secret.get("name"), secret.get("uid")
+    if expected_secret.namespace != namespace or secret_name != expected_secret.name:
+        raise _refuse(f"it is bound to secret {secret_name!r}, not {expected_secret.name!r}")
+    if expected_secret.uid and secret_uid != expected_secret.uid:
+        raise _refuse(f"it is bound to another secret {expected_secret.name!r} (uid differs)")
+    return str(account["uid"]), secret_name, secret_uid
 
 
 class ClusterTokenVerifier:
@@ -172,6 +159,8 @@ class ClusterTokenVerifier:
             min_ttl=jwks_min_ttl,
             max_ttl=jwks_max_ttl,
             refetch_cooldown=refetch_cooldown,
+            on_refresh=lambda outcome: metrics.jwks_refreshed("cluster", outcome),
+            refused=upstream_refused,
         )
 
     async def issuer(self) -> str:
@@ -195,7 +184,7 @@ class ClusterTokenVerifier:
             else:
                 self._jwks_uri = "/openid/v1/jwks"
         assert self._jwks_uri is not None
-        return await self._source.fetch_jwks_with_max_age(self._jwks_uri)
+        return await self._source.fetch_jwks(self._jwks_uri)
 
     async def refresh(self) -> None:
         """Refetch the signing keys now (for a background refresher); raises BrokerError 503 when unreachable."""
@@ -238,50 +227,14 @@ class ClusterTokenVerifier:
         claims = await self._decode(
             token, issuer=await self.issuer(), require=["exp", "iat", "iss", "aud", "sub", "jti"]
         )
-        aud = claims["aud"]
-        audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
-        if not audiences or not all(isinstance(a, str) for a in audiences):
-            raise _refuse("no audience")
-        missing = [a for a in expected_audiences if a not in audiences]
-        if missing:
-            raise _refuse(f"audiences {list(audiences)} lack {missing}")
+        audiences = _audiences(claims, expected_audiences)
         if claims["sub"] != expected_subject:
             raise _refuse(f"subject {claims['sub']!r} is not {expected_subject!r}")
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise _refuse("no token id (jti)")
-        try:
-            issued_at, expires_at = _time(claims["iat"]), _time(claims["exp"])
-            not_before = _time(claims["nbf"]) if "nbf" in claims else None
-        except (TypeError, ValueError, OverflowError):
-            raise _refuse("exp, iat or nbf is not a number") from None
-        lifetime = (expires_at - issued_at).total_seconds()
-        if abs(lifetime - expected_ttl_seconds) > self._ttl_tolerance:
-            raise _refuse(f"it lives {lifetime:.0f} s, not the {expected_ttl_seconds} s granted")
-        kube = claims.get("kubernetes.io")
-        if not isinstance(kube, dict):
-            raise _refuse("no kubernetes.io claim")
-        if kube.get("namespace") != namespace:
-            raise _refuse(f"namespace claim {kube.get('namespace')!r} is not {namespace!r}")
-        account = kube.get("serviceaccount")
-        if not isinstance(account, dict) or account.get("name") != name or not account.get("uid"):
-            raise _refuse(f"service account claim does not name {namespace}/{name}")
-        secret = kube.get("secret")
-        if kube.get("pod") is not None or kube.get("node") is not None:
-            raise _refuse("it is bound to a pod or node, not what the broker asked for")
-        secret_name: str | None = None
-        secret_uid: str | None = None
-        if expected_secret is None:
-            if secret is not None:
-                raise _refuse("it is bound to a secret the broker did not ask for")
-        else:
-            if not isinstance(secret, dict):
-                raise _refuse(f"it is not bound to secret {expected_secret.name!r}")
-            secret_name, secret_uid = secret.get("name"), secret.get("uid")
-            if expected_secret.namespace != namespace or secret_name != expected_secret.name:
-                raise _refuse(f"it is bound to secret {secret_name!r}, not {expected_secret.name!r}")
-            if expected_secret.uid and secret_uid != expected_secret.uid:
-                raise _refuse(f"it is bound to another secret {expected_secret.name!r} (uid differs)")
+        issued_at, expires_at, not_before = self._lifetime(claims, expected_ttl_seconds)
+        account_uid, secret_name, secret_uid = _bindings(claims, namespace, name, expected_secret)
         return VerifiedToken(
             jti=jti,
             issued_at=issued_at,
@@ -292,11 +245,24 @@ class ClusterTokenVerifier:
             issuer=str(claims["iss"]),
             namespace=namespace,
             service_account_name=name,
-            service_account_uid=str(account["uid"]),
+            service_account_uid=account_uid,
             bound_secret_name=secret_name,
             bound_secret_uid=secret_uid,
             claims=claims,
         )
+
+    def _lifetime(
+        self, claims: Mapping[str, Any], expected_ttl_seconds: int
+    ) -> tuple[dt.datetime, dt.datetime, dt.datetime | None]:
+        try:
+            issued_at, expires_at = _time(claims["iat"]), _time(claims["exp"])
+            not_before = _time(claims["nbf"]) if "nbf" in claims else None
+        except (TypeError, ValueError, OverflowError):
+            raise _refuse("exp, iat or nbf is not a number") from None
+        lifetime = (expires_at - issued_at).total_seconds()
+        if abs(lifetime - expected_ttl_seconds) > self._ttl_tolerance:
+            raise _refuse(f"it lives {lifetime:.0f} s, not the {expected_ttl_seconds} s granted")
+        return issued_at, expires_at, not_before
 
     async def verify_legacy(self, token: str, *, namespace: str, service_account: str) -> VerifiedLegacyToken:
         """Verify a Secret-based legacy token: signature, iss "kubernetes/serviceaccount", sub and the

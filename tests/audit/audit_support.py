@@ -15,7 +15,9 @@ import asyncpg
 import pytest
 from backends import unavailable
 
-from broker.audit import AuditRecord, AuditSettings, SqlAuditStore, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import AuditRecord, SqlAuditStore
+from broker.settings import AuditSettings
 
 # CI starts PostgreSQL here; override to point the suite elsewhere
 PG_DSN = os.environ.get("AUDIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")

@@ -27,7 +27,7 @@ from broker.audit import SqlAuditStore
 from broker.audit.chain import ChainedEvent, read_after, read_link
 from broker.audit.sinks import Delivery, Sink
 from broker.audit.sinks.formats.ocsf import OCSF_VERSION
-from broker.audit_tasks import AuditStreaming
+from broker.background.streaming import AuditStreaming
 
 HERE = Path(__file__).parent
 

@@ -13,7 +13,8 @@ import pytest
 from audit_support import T0, SettingsFactory, gather_bounded, issue, pending, sha
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.audit import SqlAuditStore, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import SqlAuditStore
 from broker.audit import migrations as migrations_module
 from broker.audit.backend import Tx
 from broker.audit.chain import GENESIS, emitted_hash, link_hash, read_after, read_link

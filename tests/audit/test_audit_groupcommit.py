@@ -12,8 +12,10 @@ import asyncpg
 import pytest
 from audit_support import PG_DSN, T0, SettingsFactory, gather_bounded, issue, pending, sha
 
-from broker.audit import AuditFilter, AuditSettings, SqlAuditStore, make_sql_store
-from broker.errors import BrokerError
+from broker.app.stores import make_sql_store
+from broker.audit import AuditFilter, SqlAuditStore
+from broker.domain.errors import BrokerError
+from broker.settings import AuditSettings
 
 
 async def test_500_concurrent_writers_share_transactions(store: SqlAuditStore) -> None:

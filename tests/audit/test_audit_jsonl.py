@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from audit_support import T0, SettingsFactory, pending, sha
 
-from broker.audit import AuditFilter, AuditSettings, SqlAuditStore, TeeStore, open_store
-from broker.errors import BrokerError
+from broker.app.stores import open_store
+from broker.audit import AuditFilter, SqlAuditStore, TeeStore
+from broker.domain.errors import BrokerError
+from broker.settings import AuditSettings
 
 
 def read_lines(path: Path) -> list[dict[str, object]]:

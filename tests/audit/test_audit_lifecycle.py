@@ -10,7 +10,7 @@ import pytest
 from audit_support import T0, issue, pending, sha
 
 from broker.audit import AuditFilter, SecretBinding, SqlAuditStore
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
 
 
 async def test_pending_record_is_committed_before_completion(store: SqlAuditStore) -> None:

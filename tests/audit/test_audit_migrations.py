@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from audit_support import T0, SettingsFactory, issue
 
-from broker.audit import SCHEMA_VERSION, SchemaTooNew, SqlAuditStore, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import SCHEMA_VERSION, SchemaTooNew, SqlAuditStore
 from broker.audit.backend import Row
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from audit_support import T0, SettingsFactory, issue, pending, sha
 
-from broker.audit import AuditFilter, SqlAuditStore, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import AuditFilter, SqlAuditStore
 
 DAY = timedelta(days=1)
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")

@@ -11,10 +11,11 @@ from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.audit import AuditSettings, make_sql_store
+from broker.app.stores import make_sql_store
 from broker.audit.backend import Tx
 from broker.audit.checkpoints import Checkpointer
 from broker.cli import main
+from broker.settings import AuditSettings
 
 
 def write_config(path: Path, audit: AuditSettings, key: Path | None = None) -> Path:

@@ -20,9 +20,9 @@ from broker.audit import SqlAuditStore
 from broker.audit.chain import ChainedEvent
 from broker.audit.sinks import Delivery, FailureKind, FileSink, SinkError
 from broker.audit.sinks.formats import CloudEventsFormat, OcsfFormat
-from broker.audit.sinks.settings import FileSinkSettings
-from broker.audit_tasks import AuditStreaming
-from broker.leader import NotLeader
+from broker.background.leader import NotLeader
+from broker.background.streaming import AuditStreaming
+from broker.settings.sinks import FileSinkSettings
 
 CE = CloudEventsFormat("/kube-token-broker")
 
@@ -241,7 +241,7 @@ async def test_only_the_leader_delivers_and_every_replica_reports_lag(
     await write_events(store, 12)
     lease = Lease()
     sink = FileSink("gated", out, CE, max_bytes=1 << 30, backups=0)
-    # wired as broker.audit_tasks.build_streaming wires it
+    # wired as broker.app.streaming.build_streaming wires it
     delivery = Delivery(store, sink, batch_size=5, on_delivered=lambda n: metrics.sink_delivered("gated", n))
     delivered = REGISTRY.get_sample_value("token_broker_audit_sink_delivered_total", {"sink": "gated"}) or 0
     loop = AuditStreaming([delivery], None, lease, poll_interval=0.05, checkpoint_interval=60)  # type: ignore[arg-type]

@@ -14,12 +14,13 @@ from pydantic import ValidationError
 from sinks_support import ocsf_errors, ocsf_validator
 
 from broker import metrics
-from broker.audit import AuditSettings, SecretBinding
+from broker.audit import SecretBinding
 from broker.audit.chain import GENESIS, ChainedEvent, emitted_hash, link_hash
 from broker.audit.records import AuditRecord
 from broker.audit.sinks import FailureKind
 from broker.audit.sinks.formats import CloudEventsFormat, OcsfFormat, encode_batch
 from broker.audit.sinks.formats.ocsf import OCSF_VERSION, to_ocsf
+from broker.settings import AuditSettings
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

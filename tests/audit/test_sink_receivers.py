@@ -32,10 +32,13 @@ from sinks_support import (
 )
 
 from broker import metrics
-from broker.audit import AuditSettings, SqlAuditStore, make_sql_store
-from broker.audit.sinks import FailureKind, SinkError, SyslogSink, WebhookSink
+from broker.app.stores import make_sql_store
+from broker.app.streaming import sink_target
+from broker.audit import SqlAuditStore
+from broker.audit.sinks import FailureKind, SinkError, SyslogSink, SyslogTarget, WebhookSink, WebhookTarget
 from broker.audit.sinks.formats import CloudEventsFormat, OcsfFormat
-from broker.audit.sinks.settings import SyslogSinkSettings, WebhookSinkSettings
+from broker.settings import AuditSettings
+from broker.settings.sinks import SyslogSinkSettings, WebhookSinkSettings
 
 CE = CloudEventsFormat("/kube-token-broker")
 
@@ -105,8 +108,9 @@ async def check_arrivals(store: SqlAuditStore, arrived: list[dict[str, Any]]) ->
 # -- rsyslog ---------------------------------------------------------------------------------------------------
 
 
-def syslog_settings(receiver: Receiver, certs: Certs | None, **kw: Any) -> SyslogSinkSettings:
-    return SyslogSinkSettings(
+def syslog_settings(receiver: Receiver, certs: Certs | None, **kw: Any) -> SyslogTarget:
+    """Validated as the config is, then turned into the sink's target as the app turns it."""
+    settings = SyslogSinkSettings(
         kind="syslog",
         name=kw.pop("name", "rsyslog"),
         address=f"127.0.0.1:{receiver.port}",
@@ -116,6 +120,7 @@ def syslog_settings(receiver: Receiver, certs: Certs | None, **kw: Any) -> Syslo
         hostname="broker-1",
         **kw,
     )
+    return sink_target(settings)
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
@@ -183,10 +188,10 @@ async def test_syslog_tls_refuses_an_unknown_certificate(store: SqlAuditStore, t
 # -- webhook -------------------------------------------------------------------------------------------------------
 
 
-def webhook_settings(receiver: Receiver, certs: Certs, tmp_path: Path, **kw: Any) -> WebhookSinkSettings:
+def webhook_settings(receiver: Receiver, certs: Certs, tmp_path: Path, **kw: Any) -> WebhookTarget:
     token = tmp_path / "hook-token"
     token.write_text("s3cret-hook-token\n")
-    return WebhookSinkSettings(
+    settings = WebhookSinkSettings(
         kind="webhook",
         name=kw.pop("name", "hook"),
         url=f"https://127.0.0.1:{receiver.port}/events",
@@ -198,6 +203,7 @@ def webhook_settings(receiver: Receiver, certs: Certs, tmp_path: Path, **kw: Any
         timeout_seconds=5,
         **kw,
     )
+    return sink_target(settings)
 
 
 def webhook_bodies(out: Path) -> list[dict[str, Any]]:
@@ -234,7 +240,7 @@ async def test_webhook_retries_with_backoff_and_counts_each_failure(
         await store.record_denial(pending(event="denied", reason=f"retry {i}"))
     before = failures("hook-retry", "server")
     settings = webhook_settings(receiver, certs, tmp_path, name="hook-retry", max_attempts=5)
-    # counted as the broker counts them (broker.audit_tasks wires on_retry to the failure counter)
+    # counted as the broker counts them (broker.app.streaming wires on_retry to the failure counter)
     sink = WebhookSink(
         settings, OcsfFormat("t"), on_retry=lambda kind: metrics.sink_failure("hook-retry", kind.value)
     )

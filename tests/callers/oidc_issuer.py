@@ -26,16 +26,16 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from broker._kits.pki import CertificateAuthority
+from broker.app import wiring
 from broker.callers import AuthenticatorChain, OidcIssuer, OidcSettings
 from broker.callers.base import Authenticator
 from broker.callers.json_fetch import JsonFetcher
-from broker.config import BrokerConfig
-from broker.contracts import IssuedToken, IssueRequest, RoleInfo
+from broker.domain.identity import Caller
 from broker.http import build_http_app
-from broker.http.limits import CallerRateLimits
-from broker.identity import Caller
-from broker.pki import CertificateAuthority
 from broker.policy import Policy
+from broker.settings import BrokerConfig
+from broker.usecases.ports import IssuedToken, IssueRequest, RoleInfo
 
 AUDIENCE = "token-broker"
 
@@ -207,7 +207,7 @@ class RecordingIssuer:
             service_account=grant.role.service_account,
             audiences=grant.audiences,
             role=grant.role.name,
-            cluster=grant.role.cluster_name,
+            cluster=grant.role.cluster,
             server_url="https://10.0.0.1:6443",
             ca_pem=None,
         )
@@ -243,7 +243,7 @@ def policy_from(
             "auth": {"oidc": [{"issuer": "https://127.0.0.1", "audience": AUDIENCE}], **auth},
         }
     )
-    return Policy.from_config(cfg)
+    return wiring.policy_from(cfg)
 
 
 def settings_for(issuer: LoopbackIssuer, **kw: Any) -> OidcSettings:
@@ -290,15 +290,12 @@ class Edge:
 
 
 @contextlib.asynccontextmanager
-async def serve_edge(
-    authenticators: Sequence[Authenticator], policy: Policy, rate_limits: CallerRateLimits | None = None
-) -> AsyncIterator[Edge]:
+async def serve_edge(authenticators: Sequence[Authenticator], policy: Policy) -> AsyncIterator[Edge]:
     issuer = RecordingIssuer(policy)
     app = build_http_app(
         authenticator=AuthenticatorChain(authenticators),
-        issuer=issuer,
+        issuance=issuer,
         max_body_bytes=4096,
-        rate_limits=rate_limits,
     )
     runner = web.AppRunner(app)
     await runner.setup()

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 import broker.callers.api_key as api_key_module
 from broker.callers import ApiKeyAuthenticator, CallerRequest
-from broker.callers.api_key import looks_like_jwt
-from broker.errors import BrokerError
-from broker.identity import Caller
+from broker.callers.bearer import looks_like_jwt
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 
 JENKINS_KEY = "tb_jenkins_3b9f0c6e5a1d4f7e8c2b"
 OPS_KEY = "tb_ops_9d8c7b6a5f4e3d2c1b0a"

@@ -8,10 +8,10 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from broker._kits.pki import CertificateAuthority
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, CallerRequest, MtlsAuthenticator
-from broker.errors import BrokerError
-from broker.identity import Caller
-from broker.pki import CertificateAuthority
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 
 KEY = "tb_build_0123456789abcdef"
 

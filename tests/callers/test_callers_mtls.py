@@ -9,10 +9,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from broker._kits.pki import CertificateAuthority
 from broker.callers import CallerRequest, MtlsAuthenticator
-from broker.errors import BrokerError
-from broker.identity import Caller
-from broker.pki import CertificateAuthority
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 
 
 def openssl(*args: str, cwd: Path) -> None:

@@ -20,9 +20,9 @@ from oidc_issuer import (
     serve_edge,
 )
 
+from broker._kits.pki import CertificateAuthority
 from broker.callers import CallerRequest, OidcAuthenticator, OidcSettings
-from broker.errors import BrokerError
-from broker.pki import CertificateAuthority
+from broker.domain.errors import BrokerError
 
 
 @pytest.fixture(scope="module")

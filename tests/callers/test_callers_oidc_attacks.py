@@ -27,9 +27,9 @@ from oidc_issuer import (
     serve_edge,
 )
 
+from broker._kits.pki import CertificateAuthority
 from broker.callers import OidcAuthenticator
 from broker.callers.bearer import MAX_BEARER_BYTES
-from broker.pki import CertificateAuthority
 
 
 @pytest.fixture(scope="module")

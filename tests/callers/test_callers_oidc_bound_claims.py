@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from oidc_issuer import policy_from
 
-from broker.errors import BrokerError
-from broker.identity import Caller
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 from broker.policy import Policy
 
 ROLES: list[dict[str, Any]] = [

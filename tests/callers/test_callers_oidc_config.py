@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.app import authenticators_from
+from broker.app.wiring import authenticators_from
 from broker.callers import ApiKeyAuthenticator, MtlsAuthenticator, OidcAuthenticator, TokenReviewAuthenticator
-from broker.config import BrokerConfig, ConfigError, parse_config
+from broker.settings import BrokerConfig, ConfigError, parse_config
 
 BASE = """
 [server]

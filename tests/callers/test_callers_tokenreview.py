@@ -23,9 +23,9 @@ from broker.callers import (
     OidcSettings,
     TokenReviewAuthenticator,
 )
-from broker.callers.kubernetes import TOKEN_REVIEWS_PATH
-from broker.errors import BrokerError
-from broker.kube import ClusterClient
+from broker.domain.errors import BrokerError
+from broker.kube import Cluster
+from broker.kube.reviews import TOKEN_REVIEWS_PATH
 from kubesim import KubeSim
 
 
@@ -94,8 +94,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture
-async def client(backend: Backend) -> AsyncIterator[ClusterClient]:
-    async with await ClusterClient.create(
+async def client(backend: Backend) -> AsyncIterator[Cluster]:
+    async with await Cluster.connect(
         "sim", kubeconfig=backend.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     ) as c:
         yield c
@@ -114,8 +114,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def reviewer(client: ClusterClient, clock: Clock) -> TokenReviewAuthenticator:
-    return TokenReviewAuthenticator(lambda: client, audiences=[AUDIENCE], cluster="sim", clock=clock)
+def reviewer(client: Cluster, clock: Clock) -> TokenReviewAuthenticator:
+    return TokenReviewAuthenticator(lambda: client.reviews, audiences=[AUDIENCE], cluster="sim", clock=clock)
 
 
 def bearer(token: str) -> CallerRequest:
@@ -279,10 +279,10 @@ async def test_a_broker_not_allowed_to_review_tokens_is_a_502(
     nobody = backend.cluster.client_cert("nobody")
     kubeconfig = backend.cluster.write_kubeconfig(tmp_path / "nobody.kubeconfig", cert=nobody)
     token = await backend.run(agent, "create", "token", "agent", "--audience", AUDIENCE)
-    async with await ClusterClient.create(
+    async with await Cluster.connect(
         "sim", kubeconfig=kubeconfig, context=None, in_cluster=False, request_timeout=5
     ) as weak:
-        authenticator = TokenReviewAuthenticator(lambda: weak, audiences=[AUDIENCE])
+        authenticator = TokenReviewAuthenticator(lambda: weak.reviews, audiences=[AUDIENCE])
         err = await refused(authenticator, token)
     assert err.status == 502
 
@@ -301,15 +301,13 @@ async def test_requests_without_a_jwt_are_not_ours() -> None:
     assert await authenticator.authenticate(bearer("tb_opaque_key")) is None
 
 
-async def test_behind_oidc_in_the_chain_over_http(
-    agent: Path, client: ClusterClient, backend: Backend
-) -> None:
+async def test_behind_oidc_in_the_chain_over_http(agent: Path, client: Cluster, backend: Backend) -> None:
     """A service-account token is not from a configured OIDC issuer, so OIDC leaves it to the TokenReview."""
     oidc = OidcAuthenticator(
         [OidcIssuer(OidcSettings(issuer="https://gitlab.example.com", audience=AUDIENCE))],
         defer_unknown_issuers=True,
     )
-    review = TokenReviewAuthenticator(lambda: client, audiences=[AUDIENCE])
+    review = TokenReviewAuthenticator(lambda: client.reviews, audiences=[AUDIENCE])
     policy = policy_from(
         [{"name": "deployer", "service_account": "deployer", "namespaces": ["ci-*"], "max_ttl": "1h"}],
         [{"name": "agents", "users": [backend.user("agent")], "roles": ["deployer"]}],

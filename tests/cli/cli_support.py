@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.http.tls import server_ssl_context
-from broker.pki import CertificateAuthority, write_private
 
 VENV_BIN = Path(sys.executable).parent
 TOKEN_BROKER = str(VENV_BIN / "token-broker")

@@ -9,7 +9,7 @@ import pytest
 from cli_support import Pki, token_broker
 
 from broker import render
-from broker.exit_codes import ExitCode
+from broker.cli.exit_codes import ExitCode
 
 
 def write_config(tmp_path: Path, pki: Pki, **replace: str) -> Path:

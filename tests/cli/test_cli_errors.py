@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_support import Canned, Pki, canned_server, closed_port, silent_port, token_broker
 
-from broker.exit_codes import ExitCode
+from broker.cli.exit_codes import ExitCode
 
 KUBECTL = "/usr/bin/kubectl"
 

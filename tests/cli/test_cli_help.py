@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from broker.cli import main
-from broker.exit_codes import ExitCode
+from broker.cli.exit_codes import ExitCode
 
 
 @pytest.mark.parametrize("command", [[], ["issue"], ["credential"], ["audit", "list"], ["config", "check"]])

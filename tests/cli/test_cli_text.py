@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from broker.cli_text import aligned
-from broker.commands_ops import describe_token
+from broker.cli._text import aligned
+from broker.cli.audit.listing import describe_token
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

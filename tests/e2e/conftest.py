@@ -14,7 +14,7 @@ import pytest
 from backends import BACKENDS, cluster_kwargs, kubectl_binary
 from e2e_support import clean_env, stack_at
 
-from broker.demo import DemoStack
+from broker.cli.demo_stack import DemoStack
 
 MakeStack = Callable[..., AbstractAsyncContextManager[DemoStack]]
 Kubectl = Callable[..., Awaitable[subprocess.CompletedProcess[str]]]

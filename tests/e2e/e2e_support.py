@@ -7,6 +7,7 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import Any
 
 import aiohttp
 
-from broker.demo import DemoStack
+from broker.cli.demo_stack import DemoStack
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+# the bin directory of the interpreter running the tests: where pip put the token-broker entry point (the
+# project's .venv under make, .venv-3.13 under make test-py313, any other environment that installed it)
+VENV_BIN = Path(sys.executable).parent
 
 
 def stack_at(root: Path, **kwargs: Any) -> DemoStack:

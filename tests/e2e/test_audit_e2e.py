@@ -16,8 +16,9 @@ import pytest
 from cluster_admin import ClusterAdmin, wait_for_request
 from e2e_support import mtls_context, post_token, serve, until_unauthorized
 
-from broker.audit import AuditFilter, make_sql_store
-from broker.config import load_config
+from broker.app.stores import make_sql_store
+from broker.audit import AuditFilter
+from broker.settings import load_config
 from kubesim.kinds import SECRETS
 
 

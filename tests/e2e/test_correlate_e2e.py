@@ -17,7 +17,7 @@ import pytest
 from backends import REAL
 from e2e_support import VENV_BIN, clean_env, mtls_context, openssl_client_cert, post_token
 
-from broker.demo import DemoStack
+from broker.cli.demo_stack import DemoStack
 
 OPERATORS = "token-broker:operators"
 

@@ -18,8 +18,8 @@ from backends import kubectl_binary
 from e2e_support import VENV_BIN, clean_env, stack_at
 
 from broker.audit import AuditFilter
-from broker.demo import DEMO_NAMESPACE, DemoStack
-from broker.exit_codes import ExitCode
+from broker.cli.demo_stack import DEMO_NAMESPACE, DemoStack
+from broker.cli.exit_codes import ExitCode
 
 KEY_A, KEY_B = "job-a-key-0123456789abcdef", "job-b-key-0123456789abcdef"
 API_KEYS = f"""

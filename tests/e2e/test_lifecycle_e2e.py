@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from e2e_support import VENV_BIN, clean_env, mtls_context, post_token, serve, stack_at
 
-from broker.pki import CertificateAuthority, write_private
+from broker._kits.pki import CertificateAuthority, write_private
 
 
 @pytest.fixture

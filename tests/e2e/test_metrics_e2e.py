@@ -20,7 +20,7 @@ import pytest
 from e2e_support import mtls_context, post_token, stack_at
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.demo import DEMO_NAMESPACE, DemoStack
+from broker.cli.demo_stack import DEMO_NAMESPACE, DemoStack
 
 UNBOUNDED = "zzz-unbounded-123"
 TIMEOUT = aiohttp.ClientTimeout(total=30)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import aiohttp
 
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.app import Broker
-from broker.pki import CertificateAuthority, write_private
 from kubesim import KubeSim, SimOptions
 
 CONFIG = """

@@ -1,7 +1,7 @@
 """A real broker HTTP edge over TLS (client certificates optional) in front of an in-memory issuer.
 
 FakeIssuer is a test implementation of our own IssuerPort; everything else is the real stack: aiohttp server
-and client, TLS with certificates from broker.pki and from the openssl command line, the real authenticators.
+and client, TLS with certificates from broker._kits.pki and from the openssl command line, the real authenticators.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from broker._kits.pki import CertificateAuthority
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
-from broker.contracts import IssuedToken, IssueRequest, RoleInfo
-from broker.errors import forbidden
+from broker.domain.errors import ErrorKind, forbidden
+from broker.domain.identity import Caller
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
-from broker.identity import Caller
-from broker.pki import CertificateAuthority
+from broker.usecases.ports import IssuedToken, IssueRequest, RoleInfo
 
 API_KEY = "tb_build_Zk3q9v7PnX2sLr8Wd4Hc"
 API_KEY_GROUPS = ("ci",)
@@ -69,7 +69,7 @@ class FakeIssuer:
         if self.fail_with is not None:
             raise self.fail_with
         if req.role not in ROLES:
-            raise forbidden("not allowed", reason=f"unknown role {req.role}")
+            raise forbidden(ErrorKind.UNKNOWN_ROLE, "not allowed", reason=f"unknown role {req.role}")
         token = jwt_like()
         self.issued.append(token)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -218,7 +218,7 @@ async def broker(pki: Pki) -> AsyncIterator[Broker]:
             ),
         ]
     )
-    app = build_http_app(authenticator=chain, issuer=issuer, max_body_bytes=MAX_BODY)
+    app = build_http_app(authenticator=chain, issuance=issuer, max_body_bytes=MAX_BODY)
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     ssl_ctx = server_ssl_context(pki.path("server.crt"), pki.path("server.key"), pki.path("client-cas.crt"))

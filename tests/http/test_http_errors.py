@@ -8,7 +8,7 @@ import logging
 import pytest
 from http_harness import API_KEY, MAX_BODY, Broker, assert_problem
 
-from broker.errors import BrokerError, forbidden, unavailable, upstream_refused
+from broker.domain.errors import BrokerError, ErrorKind, forbidden, unavailable, upstream_refused
 
 CHALLENGE = 'Bearer realm="token-broker"'
 
@@ -185,9 +185,9 @@ async def test_wrong_method_is_405_problem_json_with_allow(broker: Broker) -> No
 @pytest.mark.parametrize(
     ("error", "status"),
     [
-        (forbidden("not allowed"), 403),
+        (forbidden(ErrorKind.NO_GRANT, "not allowed"), 403),
         (upstream_refused("the API server refused the TokenRequest"), 502),
-        (BrokerError(429, "Too Many Requests", "slow down", retry_after=2.5, type_slug="rate-limited"), 429),
+        (BrokerError(ErrorKind.RATE_LIMITED, "slow down", retry_after=2.5), 429),
     ],
 )
 async def test_issuer_errors_become_problem_json(broker: Broker, error: BrokerError, status: int) -> None:

@@ -7,7 +7,7 @@ import json
 
 from http_harness import API_KEY, ROLES, Broker, assert_problem
 
-from broker.errors import unavailable
+from broker.domain.errors import unavailable
 from broker.http.models import RoleList, WhoAmI
 
 

@@ -136,7 +136,7 @@ def test_public_endpoints_have_no_security() -> None:
 
 
 def test_document_matches_the_routes_served() -> None:
-    app = build_http_app(authenticator=AuthenticatorChain([]), issuer=FakeIssuer(), max_body_bytes=1024)
+    app = build_http_app(authenticator=AuthenticatorChain([]), issuance=FakeIssuer(), max_body_bytes=1024)
     served = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()

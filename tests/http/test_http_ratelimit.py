@@ -1,5 +1,6 @@
-"""Per-caller rate limits on POST /v1/tokens over real HTTP: a flood from one caller is cut at its burst while
-another caller is untouched, 429 problems carry Retry-After, and a refused request never reaches the issuer."""
+"""Per-caller rate limits on POST /v1/tokens over real HTTP and the real issuance use case: a flood from one
+caller is cut at its burst while another caller is untouched, 429 problems carry Retry-After, and a refused
+request costs the API server and the audit trail nothing."""
 
 from __future__ import annotations
 
@@ -8,20 +9,25 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from http_harness import FakeIssuer
+from support.memory_kube import MemoryKube
+from support.stores import sqlite_store
 
+from broker.app.wiring import policy_from
+from broker.audit import AuditFilter, SqlAuditStore
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain
-from broker.config import BrokerConfig
-from broker.errors import BrokerError
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 from broker.http import build_http_app
-from broker.http.limits import CallerRateLimits
-from broker.identity import Caller
 from broker.policy import Policy
+from broker.settings import BrokerConfig
+from broker.usecases.issuance import Issuer
+from broker.usecases.ratelimits import CallerRateLimits
 
 LIMITED_KEY = "tb_limited_3JrW8xQp2LmZ7vKd"
 FREE_KEY = "tb_free_Yt6Hn1Cs9BqE4uXa"
@@ -56,7 +62,7 @@ def make_policy(default: dict[str, Any] | None = None) -> Policy:
             "auth": {"rate_limit": default or {"per_minute": 6000, "burst": 1000}},
         }
     )
-    return Policy.from_config(cfg)
+    return policy_from(cfg)
 
 
 class Clock:
@@ -69,8 +75,11 @@ class Clock:
 
 @dataclass
 class Edge:
+    """The HTTP edge over the real issuance use case, its cluster in memory and its audit store on SQLite."""
+
     url: str
-    issuer: FakeIssuer
+    kube: MemoryKube
+    store: SqlAuditStore
     limits: CallerRateLimits
     clock: Clock
     session: aiohttp.ClientSession
@@ -85,14 +94,18 @@ class Edge:
         ) as resp:
             return resp.status, dict(resp.headers), json.loads(await resp.read())
 
+    def token_requests(self) -> int:
+        """TokenRequests the API server saw."""
+        return sum(1 for call in self.kube.journal if call.startswith("POST") and call.endswith("/token"))
+
 
 @pytest.fixture
-async def edge() -> AsyncIterator[Edge]:
+async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
     clock = Clock()
-    issuer = FakeIssuer()
     policy = make_policy()
+    kube = MemoryKube(namespaces={"ci": {}, "apps": {}})
     limited: list[tuple[str, str, str]] = []
-    limits = CallerRateLimits(lambda: policy, clock=clock, on_limited=lambda *key: limited.append(key))
+    limits = CallerRateLimits(clock=clock, on_limited=lambda *key: limited.append(key))
     chain = AuthenticatorChain(
         [
             ApiKeyAuthenticator(
@@ -103,17 +116,19 @@ async def edge() -> AsyncIterator[Edge]:
             )
         ]
     )
-    app = build_http_app(authenticator=chain, issuer=issuer, max_body_bytes=4096, rate_limits=limits)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    connector = aiohttp.TCPConnector(limit=300)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=30), trust_env=False
-    ) as session:
-        yield Edge(f"http://127.0.0.1:{runner.addresses[0][1]}", issuer, limits, clock, session)
-    await runner.cleanup()
+    async with sqlite_store(tmp_path) as store:
+        issuer = Issuer(lambda: policy, {"staging": kube.handle("staging")}, store, rate_limits=limits)
+        app = build_http_app(authenticator=chain, issuance=issuer, max_body_bytes=4096)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        connector = aiohttp.TCPConnector(limit=300)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=30), trust_env=False
+        ) as session:
+            yield Edge(f"http://127.0.0.1:{runner.addresses[0][1]}", kube, store, limits, clock, session)
+        await runner.cleanup()
 
 
 async def test_a_flood_from_one_caller_does_not_touch_another(edge: Edge) -> None:
@@ -124,9 +139,11 @@ async def test_a_flood_from_one_caller_does_not_touch_another(edge: Edge) -> Non
 
     assert sorted(status for status, _, _ in limited) == [201] * BURST + [429] * (200 - BURST)
     assert [status for status, _, _ in free] == [201] * 50
-    # refused requests never reached the issuer
-    users = [caller.user for caller, _ in edge.issuer.requests]
-    assert users.count("limited-bot") == BURST and users.count("free-bot") == 50
+    # refused requests never reached the API server nor the audit trail
+    assert edge.token_requests() == BURST + 50
+    issued = (await edge.store.query_issuances(AuditFilter(caller="limited-bot"), limit=1000)).items
+    assert len(issued) == BURST and all(r.event == "issued" for r in issued)
+    assert (await edge.store.query_events(AuditFilter(event="denied"))).items == ()
     assert edge.limits.limited == 200 - BURST
 
 
@@ -185,12 +202,16 @@ async def test_other_endpoints_are_not_limited(edge: Edge) -> None:
 def test_buckets_are_per_authentication_method_and_user() -> None:
     policy = make_policy(default={"per_minute": 1, "burst": 1})
     seen: list[tuple[str, str, str]] = []
-    limits = CallerRateLimits(lambda: policy, clock=Clock(), on_limited=lambda *k: seen.append(k))
-    limits.check(Caller("free-bot", (), "api-key"), "deployer", "ci")
+    limits = CallerRateLimits(clock=Clock(), on_limited=lambda *k: seen.append(k))
+
+    def take(caller: Caller) -> None:
+        limits.take(caller, policy.match(caller, "deployer", "ci").rate_limit)
+
+    take(Caller("free-bot", (), "api-key"))
     # the same name through another method is another caller
-    limits.check(Caller("free-bot", (), "mtls"), "deployer", "ci")
+    take(Caller("free-bot", (), "mtls"))
     with pytest.raises(BrokerError) as err:
-        limits.check(Caller("free-bot", (), "api-key"), "deployer", "ci")
+        take(Caller("free-bot", (), "api-key"))
     assert err.value.status == 429
     assert "default limit" in err.value.reason
     assert seen == [("api-key", "free-bot", "")]
@@ -198,12 +219,17 @@ def test_buckets_are_per_authentication_method_and_user() -> None:
 
 def test_a_reloaded_policy_applies_at_once() -> None:
     policies = [make_policy(default={"per_minute": 1, "burst": 1})]
-    limits = CallerRateLimits(lambda: policies[-1], clock=Clock())
+    limits = CallerRateLimits(clock=Clock())
     caller = Caller("free-bot", (), "api-key")
-    limits.check(caller, "deployer", "ci")
+
+    def take() -> None:
+        # each request draws on the bucket its own policy match names: the policy of that moment
+        limits.take(caller, policies[-1].match(caller, "deployer", "ci").rate_limit)
+
+    take()
     policies.append(make_policy(default={"per_minute": 1, "burst": 3}))
     # one of the three was used before the reload: two are left
-    limits.check(caller, "deployer", "ci")
-    limits.check(caller, "deployer", "ci")
+    take()
+    take()
     with pytest.raises(BrokerError):
-        limits.check(caller, "deployer", "ci")
+        take()

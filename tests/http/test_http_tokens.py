@@ -11,8 +11,8 @@ import pytest
 import yaml
 from http_harness import API_KEY, CLUSTER_CA_PEM, Broker, assert_problem
 
+from broker.domain.identity import Caller
 from broker.http.models import ExecCredential, TokenResponse
-from broker.identity import Caller
 
 
 async def test_json_token_for_a_client_certificate(broker: Broker) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from broker.audit import AuditSettings, SqlAuditStore, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import SqlAuditStore
+from broker.settings import AuditSettings
 
 
 @pytest.fixture

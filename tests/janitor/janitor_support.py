@@ -18,8 +18,8 @@ from kubesim_harness import MakeClient as MakeClient
 
 from broker.audit import AuditRecord, SqlAuditStore
 from broker.audit.records import SecretBinding
-from broker.issuer import MANAGED_BY, ROLE_LABEL, TOKEN_ID_LABEL
-from broker.kube import ClusterClient, SecretRef
+from broker.kube import Cluster, SecretRef
+from broker.kube.labels import MANAGED_BY, ROLE_LABEL, TOKEN_ID_LABEL
 from kubesim import KubeSim
 from kubesim import kubeconfig as sim_kubeconfig
 from kubesim.coordination_v1 import LEASES
@@ -66,18 +66,18 @@ async def token_status(sim: KubeSim, token: str) -> int:
 
 # -- tokens and records --------------------------------------------------------------------------------------
 async def binding_secret(
-    admin: ClusterClient, *, account: str = "deployer", token_id: str | None = None, role: str = "deployer"
+    admin: Cluster, *, account: str = "deployer", token_id: str | None = None, role: str = "deployer"
 ) -> SecretRef:
     labels = {**MANAGED_BY, ROLE_LABEL: role}
     if token_id is not None:
         labels[TOKEN_ID_LABEL] = token_id
-    await admin.ensure_service_account(NS, account, labels=MANAGED_BY)
-    return await admin.create_binding_secret(NS, service_account=account, labels=labels)
+    await admin.accounts.ensure(NS, account, labels=MANAGED_BY)
+    return await admin.secrets.create_binding(NS, service_account=account, labels=labels)
 
 
-async def bound_token(admin: ClusterClient, secret: SecretRef, *, account: str = "deployer") -> str:
+async def bound_token(admin: Cluster, secret: SecretRef, *, account: str = "deployer") -> str:
     """A real token for `account`, bound to `secret`, for the API server's own audiences."""
-    response = await admin.request_token(
+    response = await admin.tokens.request(
         NS, account, audiences=[], expiration_seconds=600, bound_secret=secret
     )
     return response.token

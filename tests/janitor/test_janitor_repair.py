@@ -18,13 +18,13 @@ from janitor_support import (
 )
 
 from broker.audit import AuditFilter, SqlAuditStore
-from broker.janitor import REPAIR_REASON, Janitor
-from broker.kube import ClusterClient
+from broker.background.janitor import REPAIR_REASON, Janitor
+from broker.kube import Cluster
 from kubesim import KubeSim
 
 
 async def test_repair_deletes_the_labelled_secret_and_aborts(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
     # the issuer committed the pending record, made the Secret, got the token ... and the broker died
@@ -54,7 +54,7 @@ async def test_repair_deletes_the_labelled_secret_and_aborts(
 
 
 async def test_a_pending_issuance_that_never_made_its_secret_is_aborted(
-    admin: ClusterClient, store: SqlAuditStore
+    admin: Cluster, store: SqlAuditStore
 ) -> None:
     token_id = await record_pending(store, begun=now() - timedelta(minutes=2))
     worker = Janitor(store, {CLUSTER: admin}, None, interval=1)
@@ -63,7 +63,7 @@ async def test_a_pending_issuance_that_never_made_its_secret_is_aborted(
 
 
 async def test_a_failed_deletion_keeps_the_record_pending(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     token_id = await record_pending(store, begun=now() - timedelta(minutes=2))
     secret = await binding_secret(admin, token_id=token_id)
@@ -83,7 +83,7 @@ async def test_a_failed_deletion_keeps_the_record_pending(
 
 
 async def test_the_sweep_repairs_issuances_pending_for_too_long(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
     stale_id = await record_pending(store, begun=t - timedelta(minutes=11))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import timedelta
 
 from janitor_support import (
@@ -23,20 +24,20 @@ from janitor_support import (
 
 from broker.audit import AuditFilter, SqlAuditStore
 from broker.audit.records import SecretBinding
-from broker.config import RoleConfig
-from broker.issuer import MANAGED_BY
-from broker.janitor import Janitor, SweepResult
-from broker.kube import ClusterClient
-from broker.leader import LeaseElector
+from broker.background.janitor import Janitor, SweepResult
+from broker.background.leader import LeaseElector
+from broker.domain.roles import Role
+from broker.kube import Cluster
+from broker.kube.labels import MANAGED_BY
 from kubesim import KubeSim
 
 
-def janitor(store: SqlAuditStore, admin: ClusterClient, **kwargs: object) -> Janitor:
+def janitor(store: SqlAuditStore, admin: Cluster, **kwargs: object) -> Janitor:
     return Janitor(store, {CLUSTER: admin}, None, interval=0.2, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_sweep_ends_tokens_past_expiry_or_revoke_at(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
     past_exp = await binding_secret(admin)
@@ -72,7 +73,7 @@ async def test_sweep_ends_tokens_past_expiry_or_revoke_at(
 
 
 async def test_a_cluster_error_leaves_the_record_for_the_next_sweep(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
     broken = await binding_secret(admin)
@@ -100,13 +101,13 @@ async def test_a_cluster_error_leaves_the_record_for_the_next_sweep(
 
 
 async def test_a_replica_that_is_not_leader_does_nothing(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
     secret = await binding_secret(admin)
     token_id = await record_issued(store, expires_at=t - timedelta(seconds=5), secret=secret)
     elector = LeaseElector(
-        admin,
+        admin.leases,
         namespace=NS,
         name="janitor",
         identity="a",
@@ -128,7 +129,7 @@ async def test_a_replica_that_is_not_leader_does_nothing(
 
 
 async def test_a_short_revocable_token_stops_working_at_its_revoke_at(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     secret = await binding_secret(admin)
     token = await bound_token(admin, secret)  # a real 600 s token (the TokenRequest floor)
@@ -160,8 +161,8 @@ async def test_a_short_revocable_token_stops_working_at_its_revoke_at(
     assert not secret_exists(kubesim, secret.name)
 
 
-def role(name: str, account: str, *, ephemeral: bool = True) -> RoleConfig:
-    return RoleConfig(
+def role(name: str, account: str, *, ephemeral: bool = True) -> Role:
+    return Role(
         name=name,
         cluster=CLUSTER,
         service_account=account,
@@ -172,7 +173,7 @@ def role(name: str, account: str, *, ephemeral: bool = True) -> RoleConfig:
 
 
 async def test_an_ephemeral_account_goes_with_its_last_token(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
     roles = {"build": role("build", "builder")}
@@ -210,7 +211,7 @@ async def test_an_ephemeral_account_goes_with_its_last_token(
 
 
 async def test_only_broker_managed_ephemeral_accounts_are_deleted(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
     roles = {
@@ -220,8 +221,8 @@ async def test_only_broker_managed_ephemeral_accounts_are_deleted(
         "plain": role("plain", "plain", ephemeral=False),
     }
     # an account someone else made (no managed-by label)
-    await admin.ensure_service_account(NS, "handmade")
-    handmade_secret = await admin.create_binding_secret(NS, service_account="handmade")
+    await admin.accounts.ensure(NS, "handmade")
+    handmade_secret = await admin.secrets.create_binding(NS, service_account="handmade")
     await record_issued(
         store,
         expires_at=t - timedelta(seconds=1),
@@ -250,11 +251,11 @@ async def test_only_broker_managed_ephemeral_accounts_are_deleted(
 
 
 async def test_an_ephemeral_account_of_unbound_tokens_goes_after_their_exp(
-    kubesim: KubeSim, admin: ClusterClient, store: SqlAuditStore
+    kubesim: KubeSim, admin: Cluster, store: SqlAuditStore
 ) -> None:
     t = now()
-    roles = {"short": role("short", "runner").model_copy(update={"revocable": False})}
-    await admin.ensure_service_account(NS, "runner", labels=MANAGED_BY)
+    roles = {"short": replace(role("short", "runner"), revocable=False)}
+    await admin.accounts.ensure(NS, "runner", labels=MANAGED_BY)
     ended = await record_issued(store, expires_at=t - timedelta(seconds=1), role="short", account="runner")
     result = await janitor(store, admin, roles=lambda: roles).sweep_once(t)
     assert (result.expired, result.deleted_secrets, result.deleted_service_accounts) == (1, 0, 1)
@@ -262,7 +263,7 @@ async def test_an_ephemeral_account_of_unbound_tokens_goes_after_their_exp(
     assert not account_exists(kubesim, "runner")
 
 
-async def test_retention_runs_at_most_hourly(admin: ClusterClient, store: SqlAuditStore) -> None:
+async def test_retention_runs_at_most_hourly(admin: Cluster, store: SqlAuditStore) -> None:
     t = now()
     ticks = [0.0]
 

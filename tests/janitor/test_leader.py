@@ -13,8 +13,8 @@ from datetime import datetime
 import pytest
 from janitor_support import LEASES_PATH, NS, lease_spec, wait_for
 
-from broker.kube import ClusterClient
-from broker.leader import LeaseElector, micro_time
+from broker.background.leader import LeaseElector, micro_time
+from broker.kube import Cluster
 from kubesim import KubeSim
 
 LEASE = "janitor"
@@ -45,13 +45,13 @@ class Candidate:
 
 
 @pytest.fixture
-async def candidates(admin: ClusterClient) -> AsyncIterator[Callable[..., Candidate]]:
+async def candidates(admin: Cluster) -> AsyncIterator[Callable[..., Candidate]]:
     made: list[Candidate] = []
 
     def make(identity: str, **kwargs: object) -> Candidate:
         changes: list[tuple[float, bool]] = []
         elector = LeaseElector(
-            admin,
+            admin.leases,
             namespace=NS,
             name=LEASE,
             identity=identity,
@@ -70,10 +70,10 @@ async def candidates(admin: ClusterClient) -> AsyncIterator[Callable[..., Candid
         await candidate.stop()
 
 
-def test_timings_must_leave_the_holder_time_to_step_down(admin: ClusterClient) -> None:
+def test_timings_must_leave_the_holder_time_to_step_down(admin: Cluster) -> None:
     with pytest.raises(ValueError, match="renew_deadline < lease_duration"):
         LeaseElector(
-            admin,
+            admin.leases,
             namespace=NS,
             name=LEASE,
             identity="a",
@@ -177,17 +177,17 @@ async def test_expiry_is_judged_by_the_local_clock(
 
 
 async def test_a_stale_resource_version_loses(
-    kubesim: KubeSim, admin: ClusterClient, candidates: Callable[..., Candidate]
+    kubesim: KubeSim, admin: Cluster, candidates: Callable[..., Candidate]
 ) -> None:
     a = candidates("replica-a")
     assert await a.elector.try_acquire_or_renew() is True
     # somebody else writes the Lease after a read it
-    current = await admin.get_lease(NS, LEASE)
+    current = await admin.leases.get(NS, LEASE)
     assert current is not None
     intruder = dict(
         current, spec={**current["spec"], "holderIdentity": "intruder", "renewTime": micro_time(time.time())}
     )
-    await admin.update_lease(NS, LEASE, intruder)
+    await admin.leases.update(NS, LEASE, intruder)
     # a's renewal is based on the version it wrote: 409, then it reads the Lease and sees it is not the holder
     assert await a.elector.try_acquire_or_renew() is False
     assert not a.elector.is_leader and not a.elector.still_leader()

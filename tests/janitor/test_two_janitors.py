@@ -30,9 +30,9 @@ from janitor_support import (
 )
 
 from broker.audit import SqlAuditStore
-from broker.janitor import Janitor, SweepResult
-from broker.kube import ClusterClient, RetryPolicy
-from broker.leader import LeaseElector
+from broker.background.janitor import Janitor, SweepResult
+from broker.background.leader import LeaseElector
+from broker.kube import Cluster, RetryPolicy
 from kubesim import KubeSim
 
 DURATION, DEADLINE, RETRY = 1.5, 1.0, 0.2
@@ -90,11 +90,11 @@ async def make_replica(
 ) -> Replica:
     relay = await Relay(kubesim).start()
     relays.append(relay)
-    client: ClusterClient = await make_client(
+    client: Cluster = await make_client(
         relay.kubeconfig(kubesim, tmp_path / f"{name}.kubeconfig"), request_timeout=3.0, retry=QUICK
     )
     elector = LeaseElector(
-        client,
+        client.leases,
         namespace=NS,
         name="janitor",
         identity=f"replica-{name}",
@@ -134,7 +134,7 @@ async def wait_for_leader(replicas: list[Replica], *, other_than: Replica | None
 
 async def test_two_janitors_never_both_act(
     kubesim: KubeSim,
-    admin: ClusterClient,
+    admin: Cluster,
     store: SqlAuditStore,
     make_client: MakeClient,
     tmp_path: Path,

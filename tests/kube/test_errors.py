@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from broker.kube.api import to_broker_error
 from broker.kube.errors import (
     DEFAULT_RETRY_AFTER,
     KubeApiError,
@@ -14,7 +15,6 @@ from broker.kube.errors import (
     missing_permission,
     parse_failure,
     parse_retry_after,
-    to_broker_error,
 )
 
 FORBIDDEN_MSG = (

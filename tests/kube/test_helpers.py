@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from kube_signing import bound_claims, rsa_key
+from support.signing import bound_claims, rsa_key
 
-from broker.kube import decode_unverified, parse_subject, parse_warnings
-from broker.kube.client import _legacy_label_value, _random_name, parse_max_age
+from broker._kits.jwks import parse_max_age
+from broker._kits.jwt import decode_unverified
+from broker.kube import parse_subject, parse_warnings
+from broker.kube.legacy import legacy_label_value
+from broker.kube.objects import random_name
 
 
 def test_warning_header_of_a_capped_token_request() -> None:
@@ -61,13 +64,13 @@ def test_parse_subject() -> None:
 
 
 def test_generated_names_are_valid_and_distinct() -> None:
-    names = {_random_name("token-broker-") for _ in range(1000)}
+    names = {random_name("token-broker-") for _ in range(1000)}
     assert len(names) == 1000
     assert all(n.startswith("token-broker-") and len(n) == 23 for n in names)
-    assert len(_random_name("x" * 300)) == 253
+    assert len(random_name("x" * 300)) == 253
 
 
 def test_legacy_label_value_fits_a_label() -> None:
-    assert _legacy_label_value("jenkins") == "jenkins"
-    long = _legacy_label_value("a" * 100)
+    assert legacy_label_value("jenkins") == "jenkins"
+    long = legacy_label_value("a" * 100)
     assert len(long) <= 63 and long.startswith("sha256-")

@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from kube_signing import StaticSource, ec_key, rsa_key
+from support.signing import StaticSource, ec_key, rsa_key
 
-from broker.errors import unavailable
-from broker.kube.jwks import JwksCache
+from broker._kits.jwks import JwksCache
+from broker.domain.errors import unavailable
 
 
 class Clock:
@@ -21,7 +21,7 @@ class Clock:
 
 
 def cache(source: StaticSource, clock: Clock, **kw: Any) -> JwksCache:
-    return JwksCache(lambda: source.fetch_jwks_with_max_age("/openid/v1/jwks"), clock=clock, **kw)
+    return JwksCache(lambda: source.fetch_jwks("/openid/v1/jwks"), clock=clock, **kw)
 
 
 async def test_max_age_is_clamped() -> None:
@@ -119,7 +119,7 @@ async def test_stale_keys_survive_a_failed_refresh_for_a_while() -> None:
     key = rsa_key()
     clock = Clock()
     source = StaticSource(key, max_age=60)
-    jwks = JwksCache(lambda: source.fetch_jwks_with_max_age("/"), clock=clock, max_stale=600)
+    jwks = JwksCache(lambda: source.fetch_jwks("/"), clock=clock, max_stale=600)
     await jwks.key(key.kid, "RS256")
     source.fail = unavailable("down")
     clock.now += 61

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from kube_support import MakeClient
 
-from broker.kube import ClusterClient, ClusterConfigError, InClusterFiles
-from broker.pki import write_private
+from broker._kits.pki import write_private
+from broker.kube import Cluster, ClusterConfigError, InClusterFiles
 from kubesim import KubeSim
 
 WHOAMI = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
@@ -22,31 +22,31 @@ WHOAMI_BODY = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectRev
 NS, SA = "kube-system", "token-broker"
 
 
-async def whoami(client: ClusterClient) -> str:
-    answer = await client.post_json(WHOAMI, WHOAMI_BODY)
+async def whoami(client: Cluster) -> str:
+    answer = await client.api.post_json(WHOAMI, WHOAMI_BODY)
     return str(answer["status"]["userInfo"]["username"])
 
 
-async def bound_token(admin: ClusterClient) -> tuple[str, str]:
+async def bound_token(admin: Cluster) -> tuple[str, str]:
     """A token of kube-system/token-broker bound to a fresh Secret: (token, secret name)."""
-    await admin.ensure_service_account(NS, SA)
-    secret = await admin.create_binding_secret(NS, service_account=SA)
-    token = await admin.request_token(NS, SA, audiences=[], expiration_seconds=3600, bound_secret=secret)
+    await admin.accounts.ensure(NS, SA)
+    secret = await admin.secrets.create_binding(NS, service_account=SA)
+    token = await admin.tokens.request(NS, SA, audiences=[], expiration_seconds=3600, bound_secret=secret)
     return token.token, secret.name
 
 
 async def test_unusable_configuration(tmp_path: Path, kubesim: KubeSim) -> None:
     with pytest.raises(ClusterConfigError, match="missing"):
-        await ClusterClient.create(
+        await Cluster.connect(
             "x", kubeconfig=tmp_path / "missing", context=None, in_cluster=False, request_timeout=1
         )
     assert kubesim.admin_kubeconfig is not None
     with pytest.raises(ClusterConfigError, match="nope"):
-        await ClusterClient.create(
+        await Cluster.connect(
             "x", kubeconfig=kubesim.admin_kubeconfig, context="nope", in_cluster=False, request_timeout=1
         )
     with pytest.raises(ClusterConfigError, match="in-cluster"):
-        await ClusterClient.create(
+        await Cluster.connect(
             "x",
             kubeconfig=None,
             context=None,
@@ -65,9 +65,7 @@ async def test_named_context(kubesim: KubeSim, make_client: MakeClient, tmp_path
     config["current-context"] = "broken"
     path = tmp_path / "two.kubeconfig"
     write_private(path, yaml.safe_dump(config).encode())
-    client = await ClusterClient.create(
-        "x", kubeconfig=path, context=good, in_cluster=False, request_timeout=5
-    )
+    client = await Cluster.connect("x", kubeconfig=path, context=good, in_cluster=False, request_timeout=5)
     try:
         assert await whoami(client) == "admin"
     finally:
@@ -89,7 +87,7 @@ async def test_in_cluster_with_projected_token_rotation(
         ca_file,
         environ={"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(sim.port)},
     )
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         "in-cluster",
         kubeconfig=None,
         context=None,
@@ -103,7 +101,7 @@ async def test_in_cluster_with_projected_token_rotation(
         # the kubelet rotates the projected token and the old one stops working
         token2, _ = await bound_token(admin)
         token_file.write_text(token2)
-        assert await admin.delete_secret(NS, secret1)
+        assert await admin.secrets.delete(NS, secret1)
         assert await whoami(client) == f"system:serviceaccount:{NS}:{SA}"
     finally:
         await client.close()
@@ -152,7 +150,7 @@ async def test_exec_plugin_rerun_after_401(
     assert runs.read_text().count("run") == 1  # a credential without expiry is kept
     token2, _ = await bound_token(admin)
     token_file.write_text(token2)
-    await admin.delete_secret(NS, secret1)
+    await admin.secrets.delete(NS, secret1)
     assert await whoami(client) == f"system:serviceaccount:{NS}:{SA}"
     assert runs.read_text().count("run") == 2
 
@@ -221,7 +219,7 @@ async def test_https_proxy_is_honoured(
     client = await make_client(kubesim.admin_kubeconfig)
     assert client.proxy == f"http://127.0.0.1:{proxy.port}"
     assert await whoami(client) == "admin"
-    await client.ensure_service_account("default", "via-proxy")
+    await client.accounts.ensure("default", "via-proxy")
     assert proxy.tunnels and set(proxy.tunnels) == {f"127.0.0.1:{kubesim.port}"}
     assert proxy.auth and proxy.auth[0] == "Basic dXNlcjpzZWNyZXQ="
 
@@ -247,9 +245,7 @@ async def test_kubeconfig_proxy_url_wins(
     config["clusters"][0]["cluster"]["proxy-url"] = f"http://127.0.0.1:{proxy.port}"
     path = tmp_path / "proxied.kubeconfig"
     write_private(path, json.dumps(config).encode())
-    client = await ClusterClient.create(
-        "x", kubeconfig=path, context=None, in_cluster=False, request_timeout=5
-    )
+    client = await Cluster.connect("x", kubeconfig=path, context=None, in_cluster=False, request_timeout=5)
     try:
         assert await whoami(client) == "admin"
     finally:

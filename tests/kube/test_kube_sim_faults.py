@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from kube_support import FAST_RETRY, MakeClient, posts
 
-from broker.errors import BrokerError
-from broker.kube import BINDING_SA_ANNOTATION, DEFAULT_RETRY_AFTER, ClusterClient, RetryPolicy
-from broker.kube import client as client_module
+from broker.domain.errors import BrokerError
+from broker.kube import BINDING_SA_ANNOTATION, DEFAULT_RETRY_AFTER, Cluster, RetryPolicy
+from broker.kube import secrets as secrets_module
 from kubesim import KubeSim
 from kubesim.kinds import SECRETS
 
@@ -15,20 +15,20 @@ NS, SA = "default", "deployer"
 TOKEN_PATH = f"/api/v1/namespaces/{NS}/serviceaccounts/{SA}/token"
 
 
-async def request(client: ClusterClient) -> None:
-    await client.request_token(NS, SA, audiences=["vault"], expiration_seconds=600)
+async def request(client: Cluster) -> None:
+    await client.tokens.request(NS, SA, audiences=["vault"], expiration_seconds=600)
 
 
-async def test_transient_500s_are_retried(kubesim: KubeSim, admin: ClusterClient) -> None:
-    await admin.ensure_service_account(NS, SA)
+async def test_transient_500s_are_retried(kubesim: KubeSim, admin: Cluster) -> None:
+    await admin.accounts.ensure(NS, SA)
     kubesim.faults.error_count = 2
     await request(admin)
     assert kubesim.faults.injected["error"] == 2
     assert posts(kubesim, TOKEN_PATH) == [500, 500, 201]
 
 
-async def test_persistent_5xx_becomes_503(kubesim: KubeSim, admin: ClusterClient) -> None:
-    await admin.ensure_service_account(NS, SA)
+async def test_persistent_5xx_becomes_503(kubesim: KubeSim, admin: Cluster) -> None:
+    await admin.accounts.ensure(NS, SA)
     kubesim.faults.error_count = 100
     kubesim.faults.error_code = 503
     with pytest.raises(BrokerError) as info:
@@ -38,20 +38,20 @@ async def test_persistent_5xx_becomes_503(kubesim: KubeSim, admin: ClusterClient
     assert len(posts(kubesim, TOKEN_PATH)) == FAST_RETRY.attempts
 
 
-async def test_resets_are_retried(kubesim: KubeSim, admin: ClusterClient) -> None:
-    await admin.ensure_service_account(NS, SA)
+async def test_resets_are_retried(kubesim: KubeSim, admin: Cluster) -> None:
+    await admin.accounts.ensure(NS, SA)
     kubesim.faults.reset_count = 2
     await request(admin)
     assert kubesim.faults.injected["reset"] == 2
 
 
-async def test_resets_do_not_duplicate_a_binding_secret(kubesim: KubeSim, admin: ClusterClient) -> None:
+async def test_resets_do_not_duplicate_a_binding_secret(kubesim: KubeSim, admin: Cluster) -> None:
     """The create is retried after lost answers; the client-chosen name makes the retry find the first one."""
     kubesim.faults.path_prefix = f"/api/v1/namespaces/{NS}/secrets"
     kubesim.faults.reset_count = 1
-    ref = await admin.create_binding_secret(NS, service_account=SA, labels={"case": "reset"})
+    ref = await admin.secrets.create_binding(NS, service_account=SA, labels={"case": "reset"})
     kubesim.faults.clear()
-    listed = await admin.get_json(f"/api/v1/namespaces/{NS}/secrets?labelSelector=case%3Dreset")
+    listed = await admin.api.get_json(f"/api/v1/namespaces/{NS}/secrets?labelSelector=case%3Dreset")
     assert [s["metadata"]["uid"] for s in listed["items"]] == [ref.uid]
 
 
@@ -60,7 +60,7 @@ def _secret(name: str, annotations: dict[str, str]) -> dict[str, object]:
 
 
 async def test_answer_lost_after_the_secret_was_made(
-    kubesim: KubeSim, admin: ClusterClient, monkeypatch: pytest.MonkeyPatch
+    kubesim: KubeSim, admin: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Our first create happened on the server but its answer was lost: the retry's 409 AlreadyExists leads
     to a GET of that Secret instead of a second one.
@@ -68,30 +68,30 @@ async def test_answer_lost_after_the_secret_was_made(
     The simulator injects faults before it reads a request, so a lost answer after the write cannot be
     produced there; the write is made through the store instead, under the name the client will choose.
     """
-    monkeypatch.setattr(client_module, "_random_name", lambda prefix: prefix + "fixed")
+    monkeypatch.setattr(secrets_module, "random_name", lambda prefix: prefix + "fixed")
     made = kubesim.store.create(SECRETS, NS, _secret("token-broker-fixed", {BINDING_SA_ANNOTATION: SA}))
     kubesim.faults.path_prefix = f"/api/v1/namespaces/{NS}/secrets"
     kubesim.faults.reset_count = 1
-    ref = await admin.create_binding_secret(NS, service_account=SA)
+    ref = await admin.secrets.create_binding(NS, service_account=SA)
     assert ref.uid == made["metadata"]["uid"]
     # the simulator audits a reset connection with code 0
     assert posts(kubesim, f"/api/v1/namespaces/{NS}/secrets") == [0, 409]
 
 
 async def test_a_name_taken_by_someone_else_is_never_adopted(
-    kubesim: KubeSim, admin: ClusterClient, monkeypatch: pytest.MonkeyPatch
+    kubesim: KubeSim, admin: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client_module, "_random_name", lambda prefix: prefix + "taken")
+    monkeypatch.setattr(secrets_module, "random_name", lambda prefix: prefix + "taken")
     kubesim.store.create(SECRETS, NS, _secret("token-broker-taken", {"owner": "someone"}))
     # first attempt: a plain collision
     with pytest.raises(BrokerError) as info:
-        await admin.create_binding_secret(NS, service_account=SA)
+        await admin.secrets.create_binding(NS, service_account=SA)
     assert info.value.status == 502 and "AlreadyExists" in info.value.detail
     # a retry after a lost answer finds a Secret that is not ours
     kubesim.faults.path_prefix = f"/api/v1/namespaces/{NS}/secrets"
     kubesim.faults.reset_count = 1
     with pytest.raises(BrokerError) as info:
-        await admin.create_binding_secret(NS, service_account=SA)
+        await admin.secrets.create_binding(NS, service_account=SA)
     assert info.value.status == 502 and "not made by the broker" in info.value.detail
 
 
@@ -102,7 +102,7 @@ async def test_429_within_the_cap_is_waited_out(kubesim: KubeSim, make_client: M
         attempts=3, max_elapsed=5.0, base_backoff=0.01, max_backoff=0.05, max_retry_after=1.0
     )
     client = await make_client(kubesim.admin_kubeconfig, retry=patient)
-    await client.ensure_service_account(NS, SA)
+    await client.accounts.ensure(NS, SA)
     setattr(kubesim.faults, kind, 1)
     kubesim.faults.retry_after = 1
     await request(client)
@@ -119,7 +119,7 @@ async def test_429_beyond_the_cap_is_503_with_the_servers_retry_after(
         attempts=3, max_elapsed=5.0, base_backoff=0.01, max_backoff=0.05, max_retry_after=0.5
     )
     client = await make_client(kubesim.admin_kubeconfig, retry=impatient)
-    await client.ensure_service_account(NS, SA)
+    await client.accounts.ensure(NS, SA)
     setattr(kubesim.faults, kind, 1)
     kubesim.faults.retry_after = 7
     with pytest.raises(BrokerError) as info:
@@ -130,20 +130,20 @@ async def test_429_beyond_the_cap_is_503_with_the_servers_retry_after(
     assert posts(kubesim, TOKEN_PATH) == [429]
 
 
-async def test_outage_is_503_after_bounded_attempts(kubesim: KubeSim, admin: ClusterClient) -> None:
+async def test_outage_is_503_after_bounded_attempts(kubesim: KubeSim, admin: Cluster) -> None:
     kubesim.faults.outage = True
     with pytest.raises(BrokerError) as info:
-        await admin.ensure_service_account(NS, SA)
+        await admin.accounts.ensure(NS, SA)
     assert info.value.status == 503 and info.value.retry_after
     assert "unreachable" in info.value.detail
     # three attempts, each of which aiohttp may resend once on a dropped connection (GET is idempotent)
     assert kubesim.faults.injected["reset"] <= 2 * FAST_RETRY.attempts
     kubesim.faults.clear()
-    await admin.ensure_service_account(NS, SA)
+    await admin.accounts.ensure(NS, SA)
 
 
-async def test_outage_token_request_attempts_are_bounded(kubesim: KubeSim, admin: ClusterClient) -> None:
-    await admin.ensure_service_account(NS, SA)
+async def test_outage_token_request_attempts_are_bounded(kubesim: KubeSim, admin: Cluster) -> None:
+    await admin.accounts.ensure(NS, SA)
     kubesim.faults.outage = True
     with pytest.raises(BrokerError) as info:
         await request(admin)
@@ -155,7 +155,7 @@ async def test_outage_token_request_attempts_are_bounded(kubesim: KubeSim, admin
 async def test_latency_beyond_the_request_timeout_is_503(kubesim: KubeSim, make_client: MakeClient) -> None:
     assert kubesim.admin_kubeconfig is not None
     client = await make_client(kubesim.admin_kubeconfig, request_timeout=0.1)
-    await client.ensure_service_account(NS, SA)
+    await client.accounts.ensure(NS, SA)
     kubesim.faults.latency = 0.5
     with pytest.raises(BrokerError) as info:
         await request(client)

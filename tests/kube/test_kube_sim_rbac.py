@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from kube_support import MakeClient
 
-from broker.errors import BrokerError
-from broker.kube import ClusterClient
+from broker.domain.errors import BrokerError
+from broker.kube import Cluster
 from kubesim import KubeSim
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
 
 
-async def grant(admin: ClusterClient, user: str, rules: list[dict[str, object]]) -> None:
-    await admin.post_json(
+async def grant(admin: Cluster, user: str, rules: list[dict[str, object]]) -> None:
+    await admin.api.post_json(
         f"{RBAC}/roles",
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -24,7 +24,7 @@ async def grant(admin: ClusterClient, user: str, rules: list[dict[str, object]])
             "rules": rules,
         },
     )
-    await admin.post_json(
+    await admin.api.post_json(
         f"{RBAC}/rolebindings",
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -36,13 +36,13 @@ async def grant(admin: ClusterClient, user: str, rules: list[dict[str, object]])
     )
 
 
-async def user_client(kubesim: KubeSim, make_client: MakeClient, tmp_path: Path, user: str) -> ClusterClient:
+async def user_client(kubesim: KubeSim, make_client: MakeClient, tmp_path: Path, user: str) -> Cluster:
     cert = kubesim.client_cert(user, [])
     return await make_client(kubesim.write_kubeconfig(tmp_path / f"{user}.kubeconfig", cert=cert))
 
 
 async def test_missing_token_permission_is_named(
-    kubesim: KubeSim, admin: ClusterClient, make_client: MakeClient, tmp_path: Path
+    kubesim: KubeSim, admin: Cluster, make_client: MakeClient, tmp_path: Path
 ) -> None:
     await grant(
         admin,
@@ -53,10 +53,10 @@ async def test_missing_token_permission_is_named(
         ],
     )
     broker = await user_client(kubesim, make_client, tmp_path, "half-broker")
-    await broker.ensure_service_account("default", "deployer")
-    secret = await broker.create_binding_secret("default", service_account="deployer")
+    await broker.accounts.ensure("default", "deployer")
+    secret = await broker.secrets.create_binding("default", service_account="deployer")
     with pytest.raises(BrokerError) as info:
-        await broker.request_token(
+        await broker.tokens.request(
             "default", "deployer", audiences=[], expiration_seconds=600, bound_secret=secret
         )
     assert info.value.status == 502
@@ -68,18 +68,18 @@ async def test_missing_token_permission_is_named(
 
 
 async def test_missing_create_permission_is_named(
-    kubesim: KubeSim, admin: ClusterClient, make_client: MakeClient, tmp_path: Path
+    kubesim: KubeSim, admin: Cluster, make_client: MakeClient, tmp_path: Path
 ) -> None:
     await grant(admin, "reader", [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]}])
     broker = await user_client(kubesim, make_client, tmp_path, "reader")
     with pytest.raises(BrokerError) as info:
-        await broker.ensure_service_account("default", "deployer")
+        await broker.accounts.ensure("default", "deployer")
     assert info.value.status == 502
     assert 'create resource "serviceaccounts" in API group "" in the namespace "default"' in info.value.detail
     # nothing at all: the GET is refused first
     nobody = await user_client(kubesim, make_client, tmp_path, "nobody")
     with pytest.raises(BrokerError) as info:
-        await nobody.ensure_service_account("default", "deployer")
+        await nobody.accounts.ensure("default", "deployer")
     assert 'get resource "serviceaccounts"' in info.value.detail
 
 
@@ -90,7 +90,7 @@ async def test_rejected_credentials_are_502(
         kubesim.write_kubeconfig(tmp_path / "bad.kubeconfig", token="not-a-valid-token")
     )
     with pytest.raises(BrokerError) as info:
-        await client.ensure_service_account("default", "deployer")
+        await client.accounts.ensure("default", "deployer")
     assert info.value.status == 502
     assert "rejected the broker's own credentials" in info.value.detail
     assert "not-a-valid-token" not in info.value.detail and "not-a-valid-token" not in info.value.reason

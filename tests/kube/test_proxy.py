@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.kube.transport import _split_proxy, resolve_proxy
+from broker._kits.proxy import resolve_proxy, split_proxy
 
 URL = "https://api.example.com:6443"
 
@@ -50,7 +50,7 @@ def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_proxy_credentials_move_into_a_header() -> None:
-    url, headers = _split_proxy("http://user:p%40ss@proxy:3128")
+    url, headers = split_proxy("http://user:p%40ss@proxy:3128")
     assert url == "http://proxy:3128"
     assert headers == {"Proxy-Authorization": "Basic dXNlcjpwQHNz"}
-    assert _split_proxy("proxy:3128") == ("http://proxy:3128", None)
+    assert split_proxy("proxy:3128") == ("http://proxy:3128", None)

@@ -32,7 +32,7 @@ async def test_transient_failures_are_retried_until_success() -> None:
     op = Flaky([KubeTransportError("connection", "reset"), KubeApiError(503, "ServiceUnavailable", "")])
     assert await call_with_retries(FAST, op) == "ok"
     assert op.calls == 3
-    # a plain function returning a coroutine, as ClusterClient passes
+    # a plain function returning a coroutine, as Cluster passes
     op = Flaky([KubeTransportError("connection", "reset"), KubeTransportError("timeout", "")])
     assert await call_with_retries(FAST, lambda: op()) == "ok"
     assert op.calls == 3

@@ -12,9 +12,9 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from kube_signing import ISSUER, Key, StaticSource, bound_claims, ec_key, rsa_key
+from support.signing import ISSUER, Key, StaticSource, bound_claims, ec_key, rsa_key
 
-from broker.errors import BrokerError, unavailable
+from broker.domain.errors import BrokerError, unavailable
 from broker.kube import ClusterTokenVerifier, SecretRef
 from broker.kube.verify import LEGACY_ISSUER
 

@@ -20,10 +20,10 @@ from backends import kubectl_binary
 from cluster_admin import ClusterAdmin, client_ssl
 from ops_tools import NAMESPACE, RELEASE, only, render
 
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.app import Broker
-from broker.config import BrokerConfig
-from broker.demo import Cluster
-from broker.pki import CertificateAuthority, write_private
+from broker.cli.demo_stack import Cluster
+from broker.settings import BrokerConfig
 from kubesim import KubeSim
 
 WORK = "work"  # where tokens are issued
@@ -218,7 +218,7 @@ def broker_config(tmp: Path, kubeconfig: Path, deployment: Deployment) -> Broker
     write_private(tmp / "caller.key", caller.key_pem)
     data["audit"]["sqlite_path"] = str(tmp / "audit.sqlite3")
     if "audit" not in BrokerConfig.model_fields:
-        del data["audit"]  # until broker.config takes in the [audit] section of broker/audit/settings.py
+        del data["audit"]  # until broker.settings takes in the [audit] section of broker/audit/settings.py
     data["server"].update(
         listen="127.0.0.1:0",
         metrics_listen="127.0.0.1:0",

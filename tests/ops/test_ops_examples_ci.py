@@ -18,6 +18,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,13 +29,14 @@ import pytest
 import yaml
 from oidc_provider import OidcProvider
 
+from broker._kits.pki import CertificateAuthority, write_private
 from broker.audit import AuditFilter
-from broker.demo import DEMO_NAMESPACE, DemoStack
-from broker.pki import CertificateAuthority, write_private
+from broker.cli.demo_stack import DEMO_NAMESPACE, DemoStack
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-VENV_BIN = REPO / ".venv" / "bin"
+# where pip put token-broker for the interpreter running the tests (not a hard-coded .venv)
+VENV_BIN = Path(sys.executable).parent
 AUDIENCE = "token-broker"
 
 pytestmark = pytest.mark.kubectl

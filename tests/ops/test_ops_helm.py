@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops_tools import CHART, NAMESPACE, REPO, documents, helm, load_values, notes, only, render
 
-from broker.audit.settings import AuditSettings
-from broker.config import (
+from broker.kube.rbac import broker_rules
+from broker.settings import (
     ApiKeyConfig,
+    AuditSettings,
     AuthConfig,
     BrokerConfig,
     ClusterConfig,
@@ -32,7 +33,6 @@ from broker.config import (
     ServerConfig,
     parse_config,
 )
-from broker.rbac_manifest import broker_rules
 
 FULL = load_values("values-full.yaml")
 CONFIG_PATH = Path("/etc/token-broker/config/config.toml")

@@ -19,15 +19,17 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from broker import metrics
-from broker.audit import AuditRecord, AuditSettings, make_sql_store
+from broker.app.stores import make_sql_store
+from broker.audit import AuditRecord
 from broker.audit.store import AuditStore
-from broker.errors import BrokerError, unavailable
-from broker.janitor import Janitor
-from broker.kube import ClusterClient
-from broker.kube.jwks import JwksCache
+from broker.background.janitor import Janitor
+from broker.background.leader import LeaseElector
+from broker.callers.oidc import OidcIssuer, OidcSettings
+from broker.domain.errors import BrokerError, unavailable
+from broker.kube import Cluster
 from broker.kube.request_labels import request_labels
 from broker.kube.verify import ClusterTokenVerifier
-from broker.leader import LeaseElector
+from broker.settings import AuditSettings
 from kubesim import KubeSim
 
 NS = "default"
@@ -144,24 +146,26 @@ async def test_every_round_trip_is_counted_with_its_code(kubesim: KubeSim) -> No
         delta(kube_count, *labels)
     delta(kube_observed, "create", "serviceaccounts/token")
 
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         "sim", kubeconfig=kubesim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     )
     async with client:
         account = f"metrics-{uuid.uuid4().hex[:8]}"
-        await client.ensure_service_account(NS, account)  # GET 404, then POST 201
-        secret = await client.create_binding_secret(NS, service_account=account)
+        await client.accounts.ensure(NS, account)  # GET 404, then POST 201
+        secret = await client.secrets.create_binding(NS, service_account=account)
         for _ in range(2):
-            await client.request_token(NS, account, audiences=[], expiration_seconds=600, bound_secret=secret)
-        assert await client.delete_secret(NS, secret.name)
-        assert not await client.delete_secret(NS, secret.name)  # already gone: 404
-        await client.ping()
-        await client.discover_issuer()
-        await client.fetch_jwks()
+            await client.tokens.request(
+                NS, account, audiences=[], expiration_seconds=600, bound_secret=secret
+            )
+        assert await client.secrets.delete(NS, secret.name)
+        assert not await client.secrets.delete(NS, secret.name)  # already gone: 404
+        await client.discovery.ping()
+        await client.discovery.discover_issuer()
+        await client.discovery.fetch_jwks()
         await kubesim.stop()
         # no answer at all: code "error" (ping does not retry)
         with pytest.raises(BrokerError):
-            await client.ping()
+            await client.discovery.ping()
 
     assert {labels: delta(kube_count, *labels) for labels in watched} == {
         ("get", "serviceaccounts", "404"): 1,
@@ -188,11 +192,11 @@ async def test_cluster_jwks_refreshes_are_counted_once_per_fetch(kubesim: KubeSi
     delta = Delta()
     delta(jwks_count, "cluster", "success")
     delta(kube_count, "get", "jwks", "200")
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         "sim", kubeconfig=kubesim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     )
     async with client:
-        verifier = ClusterTokenVerifier(client)
+        verifier = ClusterTokenVerifier(client.discovery)
         await verifier.refresh()
         await verifier.refresh()
     assert delta(jwks_count, "cluster", "success") == 2
@@ -203,15 +207,22 @@ async def test_failed_and_unusable_key_sets_count_as_failures() -> None:
     delta = Delta()
     delta(jwks_count, "oidc", "failure")
 
-    async def unreachable() -> tuple[dict[str, Any], float | None]:
-        raise unavailable("issuer unreachable")
+    class Fetcher:
+        """What an OIDC issuer's keys come through: here an unreachable issuer, or a document of no keys."""
 
-    async def not_keys() -> tuple[dict[str, Any], float | None]:
-        return {"keys": [{"kty": "none-such", "kid": "k1"}]}, None
+        def __init__(self, answer: dict[str, Any] | BrokerError) -> None:
+            self.answer = answer
 
-    for fetch in (unreachable, not_keys):
+        async def get(self, url: str, *, what: str) -> tuple[dict[str, Any], float | None]:
+            if isinstance(self.answer, BrokerError):
+                raise self.answer
+            return self.answer, None
+
+    settings = OidcSettings(issuer="https://example", audience="broker", jwks_uri="https://example/keys")
+    for answer in (unavailable("issuer unreachable"), {"keys": [{"kty": "none-such", "kid": "k1"}]}):
+        issuer = OidcIssuer(settings, Fetcher(answer))  # type: ignore[arg-type]
         with pytest.raises(BrokerError):
-            await JwksCache(fetch, source="oidc", label="issuer https://example's").refresh()
+            await issuer.jwks.refresh()
     assert delta(jwks_count, "oidc", "failure") == 2
 
 
@@ -271,7 +282,7 @@ async def test_the_leader_publishes_live_tokens_by_role(
         # bounded: with a limit of 2 records the gauge under-reports, and the log says so once
         seen.clear()
         small = Janitor(store, {}, None, interval=1, on_active_tokens=seen.append, active_count_limit=2)
-        with caplog.at_level(logging.WARNING, logger="broker.janitor"):
+        with caplog.at_level(logging.WARNING, logger="broker.background"):
             await small.sweep_once()
             await small.sweep_once()
         assert [sum(counts.values()) for counts in seen] == [2, 2]
@@ -287,14 +298,14 @@ async def test_the_leader_publishes_live_tokens_by_role(
 
 async def test_a_replica_that_does_not_lead_reports_nothing(tmp_path: Path, kubesim: KubeSim) -> None:
     store = await open_store(tmp_path)
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         "sim", kubeconfig=kubesim.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
     )
     try:
         await issued(store, "deployer", expires_in=timedelta(minutes=10))
         # never run: it holds no Lease
         elector = LeaseElector(
-            client,
+            client.leases,
             namespace=NS,
             name="janitor",
             identity="replica-b",

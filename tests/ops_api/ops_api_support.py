@@ -1,6 +1,6 @@
-"""A real broker HTTP edge (TLS, client certificates, API keys) with real Operations over a real SQLite audit
+"""A real broker HTTP edge (TLS, client certificates, API keys) with the real audit use cases over a real SQLite audit
 store and a real simulated cluster. Only the issuer is a stand-in: records are written through the store API,
-tokens are minted through ClusterClient against the simulator, exactly the calls the issuer makes.
+tokens are minted through Cluster against the simulator, exactly the calls the issuer makes.
 """
 
 from __future__ import annotations
@@ -19,16 +19,23 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from broker.audit import AuditRecord, AuditSettings, SecretBinding, SqlAuditStore, make_sql_store
+from broker._kits.jwt import decode_unverified
+from broker._kits.pki import CertificateAuthority, write_private
+from broker.app.stores import make_sql_store
+from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
-from broker.contracts import IssuedToken, IssueRequest, RoleInfo
-from broker.errors import forbidden
+from broker.domain.errors import ErrorKind, forbidden
+from broker.domain.identity import Caller
+from broker.domain.records import token_sha256
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
-from broker.identity import Caller
-from broker.issuer import ClusterHandle, token_sha256
-from broker.kube import ClusterClient, ClusterTokenVerifier, RetryPolicy, decode_unverified
-from broker.operations import Operations
-from broker.pki import CertificateAuthority, write_private
+from broker.kube import Cluster, ClusterTokenVerifier, RetryPolicy
+from broker.settings import AuditSettings
+from broker.usecases.access import Visibility
+from broker.usecases.clusters import ClusterHandle
+from broker.usecases.introspection import Introspector
+from broker.usecases.ports import IssuedToken, IssueRequest, RoleInfo
+from broker.usecases.records import Records
+from broker.usecases.revocation import Revocation, Revocations
 from kubesim import KubeSim
 
 OPERATORS = "token-broker:operators"
@@ -47,11 +54,38 @@ ALICE_API_KEY = Caller("alice", ("ci",), "api-key")
 CALLERS = {"ops": OPS, "alice": ALICE, "bob": BOB, "alice-key": ALICE_API_KEY}
 
 
+@dataclass(frozen=True)
+class AuditUseCases:
+    """The audit trail's use cases (what the broker's app builds), over one store and the clusters."""
+
+    records: Records
+    revocation: Revocations
+    introspection: Introspector
+
+
+def audit_use_cases(
+    store: Any,
+    clusters: dict[str, ClusterHandle] | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    export_page: int = 500,
+) -> AuditUseCases:
+    clusters = clusters or {}
+    clock = clock or (lambda: datetime.now(UTC))
+    visibility = Visibility(lambda: (OPERATORS,))
+    kube = {name: handle.client for name, handle in clusters.items()}
+    return AuditUseCases(
+        Records(store, visibility, clock=clock, export_page=export_page),
+        Revocations(store, Revocation(store, kube, clock=clock), visibility),
+        Introspector(store, clusters, visibility, clock=clock),
+    )
+
+
 class NoIssuer:
     """These tests do not issue through HTTP: records come from the store API."""
 
     async def issue(self, caller: Caller, req: IssueRequest) -> IssuedToken:
-        raise forbidden("not in this test")
+        raise forbidden(ErrorKind.NO_GRANT, "not in this test")
 
     def usable_roles(self, caller: Caller) -> list[RoleInfo]:
         return []
@@ -103,7 +137,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlAuditStore]:
 @pytest.fixture
 async def cluster(kubesim: KubeSim) -> AsyncIterator[ClusterHandle]:
     assert kubesim.admin_kubeconfig is not None
-    client = await ClusterClient.create(
+    client = await Cluster.connect(
         CLUSTER,
         kubeconfig=kubesim.admin_kubeconfig,
         context=None,
@@ -111,7 +145,7 @@ async def cluster(kubesim: KubeSim) -> AsyncIterator[ClusterHandle]:
         request_timeout=5.0,
         retry=FAST_RETRY,
     )
-    verifier = ClusterTokenVerifier(client, refetch_cooldown=0)
+    verifier = ClusterTokenVerifier(client.discovery, refetch_cooldown=0)
     yield ClusterHandle(CLUSTER, client, verifier, client.server_url, client.ca_pem)
     await client.close()
 
@@ -122,7 +156,7 @@ class Api:
 
     url: str
     pki: Pki
-    operations: Operations | None
+    operations: AuditUseCases | None
     session: aiohttp.ClientSession
     clock: list[datetime] = field(default_factory=list)
 
@@ -173,14 +207,21 @@ class Api:
         raise AssertionError("paging did not end")
 
 
-async def serve(pki: Pki, operations: Operations | None) -> tuple[web.AppRunner, str]:
+async def serve(pki: Pki, ops: AuditUseCases | None) -> tuple[web.AppRunner, str]:
     chain = AuthenticatorChain(
         [
             MtlsAuthenticator(),
             ApiKeyAuthenticator([("alice", hashlib.sha256(ALICE_KEY.encode()).hexdigest(), ("ci",))]),
         ]
     )
-    app = build_http_app(authenticator=chain, issuer=NoIssuer(), max_body_bytes=32768, operations=operations)
+    app = build_http_app(
+        authenticator=chain,
+        issuance=NoIssuer(),
+        max_body_bytes=32768,
+        records=ops.records if ops else None,
+        revocation=ops.revocation if ops else None,
+        introspection=ops.introspection if ops else None,
+    )
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     ctx = server_ssl_context(pki.path("server.crt"), pki.path("server.key"), pki.path("client-ca.crt"))
@@ -191,7 +232,7 @@ async def serve(pki: Pki, operations: Operations | None) -> tuple[web.AppRunner,
 
 @pytest.fixture
 async def make_api(pki: Pki) -> AsyncIterator[Callable[..., Any]]:
-    """`await make_api(store, clusters, clock=...)`: a served broker API with real Operations."""
+    """`await make_api(store, clusters, clock=...)`: a served broker API with the real audit use cases."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
@@ -204,13 +245,7 @@ async def make_api(pki: Pki) -> AsyncIterator[Callable[..., Any]]:
     ) -> Api:
         ops = None
         if store is not None:
-            ops = Operations(
-                store,
-                clusters or {},
-                lambda: (OPERATORS,),
-                clock=clock or (lambda: datetime.now(UTC)),
-                export_page=export_page,
-            )
+            ops = audit_use_cases(store, clusters, clock=clock, export_page=export_page)
         runner, url = await serve(pki, ops)
         runners.append(runner)
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20), trust_env=False)
@@ -290,10 +325,10 @@ async def mint(
 ) -> Minted:
     """A real token from the simulator (bound to a fresh Secret when `bind`), recorded as the issuer does."""
     client = handle.client
-    await client.ensure_service_account(NS, SA)
-    secret = await client.create_binding_secret(NS, service_account=SA) if bind else None
+    await client.accounts.ensure(NS, SA)
+    secret = await client.secrets.create_binding(NS, service_account=SA) if bind else None
     # empty audiences: the API audiences, so the token works against the simulator itself
-    response = await client.request_token(NS, SA, audiences=[], expiration_seconds=600, bound_secret=secret)
+    response = await client.tokens.request(NS, SA, audiences=[], expiration_seconds=600, bound_secret=secret)
     claims = decode_unverified(response.token).claims
     issued_at = datetime.fromtimestamp(claims["iat"], UTC)
     record = await record_issued(
@@ -313,7 +348,7 @@ async def mint(
 
 async def token_review(handle: ClusterHandle, token: str) -> dict[str, Any]:
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-    answer = await handle.client.post_json("/apis/authentication.k8s.io/v1/tokenreviews", body)
+    answer = await handle.client.api.post_json("/apis/authentication.k8s.io/v1/tokenreviews", body)
     status: dict[str, Any] = answer["status"]
     return status
 

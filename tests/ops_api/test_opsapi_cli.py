@@ -17,10 +17,10 @@ from ops_api_support import ALICE, ALICE_API_KEY, BOB, CLUSTER, OPS, Api, call_a
 
 from broker.audit import SqlAuditStore
 from broker.cli import main
-from broker.cli_text import relative, table
-from broker.exit_codes import ExitCode
-from broker.issuer import ClusterHandle
-from broker.kube import ClusterClient
+from broker.cli._text import relative, table
+from broker.cli.exit_codes import ExitCode
+from broker.kube import Cluster
+from broker.usecases.clusters import ClusterHandle
 from kubesim import KubeSim, SimOptions
 
 
@@ -208,12 +208,12 @@ async def test_decode_with_and_without_verification(
     # another cluster's token against this cluster's keys
     async with KubeSim(SimOptions(), state_dir=tmp_path / "other") as other:
         assert other.admin_kubeconfig is not None
-        async with await ClusterClient.create(
+        async with await Cluster.connect(
             "other", kubeconfig=other.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
         ) as client:
-            await client.ensure_service_account("default", "deployer")
+            await client.accounts.ensure("default", "deployer")
             foreign = (
-                await client.request_token("default", "deployer", audiences=[], expiration_seconds=600)
+                await client.tokens.request("default", "deployer", audiences=[], expiration_seconds=600)
             ).token
     result = await cli("decode", foreign, "--kubeconfig", str(kubesim.admin_kubeconfig))
     assert result.exit_code == 1 and "signature NOT valid" in result.stdout

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from ops_api_support import ALICE, CLUSTER, NS, SA, Api, mint, problem, record_issued
 
+from broker._kits.jwt import decode_unverified
 from broker.audit import SqlAuditStore
-from broker.issuer import ClusterHandle
-from broker.kube import ClusterClient, decode_unverified
+from broker.kube import Cluster
+from broker.usecases.clusters import ClusterHandle
 from kubesim import KubeSim, SimOptions
 
 INACTIVE = {"active": False}
@@ -33,11 +34,11 @@ async def foreign_token(tmp_path: Path) -> str:
     """A genuine token of another cluster (other signing keys)."""
     async with KubeSim(SimOptions(), state_dir=tmp_path / "other") as other:
         assert other.admin_kubeconfig is not None
-        async with await ClusterClient.create(
+        async with await Cluster.connect(
             "other", kubeconfig=other.admin_kubeconfig, context=None, in_cluster=False, request_timeout=5
         ) as client:
-            await client.ensure_service_account(NS, SA)
-            return (await client.request_token(NS, SA, audiences=[], expiration_seconds=600)).token
+            await client.accounts.ensure(NS, SA)
+            return (await client.tokens.request(NS, SA, audiences=[], expiration_seconds=600)).token
 
 
 async def test_an_issued_token_is_active_for_its_owner_and_operators(

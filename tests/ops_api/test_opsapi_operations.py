@@ -1,4 +1,4 @@
-"""broker.operations below the HTTP edge: filter semantics for records found by jti, signature checks of
+"""The audit trail's use cases below the HTTP edge: filter semantics for records found by jti, signature checks of
 verify_any against the simulator's keys, export bounds, and an export the store fails in the middle of."""
 
 from __future__ import annotations
@@ -15,15 +15,27 @@ import aiohttp
 import jwt
 import pytest
 from click.testing import CliRunner
-from ops_api_support import ALICE, ALICE_API_KEY, BOB, OPERATORS, OPS, Api, mint, record_issued, serve
+from ops_api_support import (
+    ALICE,
+    ALICE_API_KEY,
+    BOB,
+    OPERATORS,
+    OPS,
+    Api,
+    audit_use_cases,
+    mint,
+    record_issued,
+    serve,
+)
 
+from broker._kits.jwt import InvalidToken, verify_any
 from broker.audit import AuditFilter, AuditRecord, Page, SqlAuditStore
 from broker.cli import main
-from broker.contracts import RecordQuery
-from broker.errors import BrokerError, unavailable
-from broker.exit_codes import ExitCode
-from broker.issuer import ClusterHandle
-from broker.operations import InvalidToken, Operations, is_operator, matches, owns, verify_any
+from broker.cli.exit_codes import ExitCode
+from broker.domain.errors import BrokerError, unavailable
+from broker.usecases.access import is_operator, matches, owns
+from broker.usecases.clusters import ClusterHandle
+from broker.usecases.ports import RecordQuery
 
 T = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -99,15 +111,15 @@ async def test_verify_any_checks_signature_algorithm_and_issuer(
 async def test_exports_are_bounded_and_consistent(store: SqlAuditStore) -> None:
     for i in range(12):
         await record_issued(store, OPS if i % 2 else ALICE, began=T - timedelta(seconds=i))
-    ops = Operations(store, {}, lambda: (OPERATORS,), clock=lambda: T, export_page=5)
-    every = [r async for r in ops.export_tokens(OPS, RecordQuery(), 1000)]
+    ops = audit_use_cases(store, {}, clock=lambda: T, export_page=5)
+    every = [r async for r in ops.records.export_tokens(OPS, RecordQuery(), 1000)]
     assert len(every) == 12 and len({r.id for r in every}) == 12
     assert [r.time for r in every] == sorted((r.time for r in every), reverse=True)
-    assert len([r async for r in ops.export_tokens(OPS, RecordQuery(), 7)]) == 7
-    assert len([r async for r in ops.export_events(ALICE, RecordQuery(), 1000)]) == 6
+    assert len([r async for r in ops.records.export_tokens(OPS, RecordQuery(), 7)]) == 7
+    assert len([r async for r in ops.records.export_events(ALICE, RecordQuery(), 1000)]) == 6
     # a page's cursor continues an export where the page ended
-    first = await ops.list_tokens(OPS, RecordQuery(limit=4))
-    rest = [r async for r in ops.export_tokens(OPS, RecordQuery(cursor=first.next_cursor), 1000)]
+    first = await ops.records.list_tokens(OPS, RecordQuery(limit=4))
+    rest = [r async for r in ops.records.export_tokens(OPS, RecordQuery(cursor=first.next_cursor), 1000)]
     assert [r.id for r in first.items] + [r.id for r in rest] == [r.id for r in every]
 
 
@@ -136,7 +148,7 @@ async def test_an_export_the_store_fails_midway_is_cut_off_not_passed_as_complet
     for i in range(40):
         await record_issued(store, OPS, began=T - timedelta(seconds=i))
     api: Api = await make_api(None)  # for its PKI and client; the server under test is built here
-    ops = Operations(FailingReads(store, good=3), {}, lambda: (OPERATORS,), export_page=5)  # type: ignore[arg-type]
+    ops = audit_use_cases(FailingReads(store, good=3), {}, export_page=5)  # type: ignore[arg-type]
     runner, url = await serve(api.pki, ops)
     try:
         async with api.session.get(url + "/v1/tokens?format=jsonl", ssl=api.context("ops")) as response:
@@ -144,14 +156,14 @@ async def test_an_export_the_store_fails_midway_is_cut_off_not_passed_as_complet
             with pytest.raises(aiohttp.ClientPayloadError):
                 await response.read()
         # the CLI says the output is incomplete and fails
-        ops._store = FailingReads(store, good=3)  # type: ignore[assignment]
+        ops.records._store = FailingReads(store, good=3)  # type: ignore[assignment]
         args = ["audit", "export", "--broker", url, "--cacert", str(api.pki.path("server-ca.crt")),
                 "--cert", str(api.pki.path("ops.crt")), "--key", str(api.pki.path("ops.key"))]  # fmt: skip
         result = await asyncio.to_thread(CliRunner().invoke, main, args)
         assert result.exit_code == ExitCode.UNAVAILABLE and "incomplete" in result.stderr
         assert len(result.stdout.splitlines()) < 40
         # failing on the first page: still a clean problem+json
-        failing_now = Operations(FailingReads(store, good=0), {}, lambda: (OPERATORS,))  # type: ignore[arg-type]
+        failing_now = audit_use_cases(FailingReads(store, good=0), {})  # type: ignore[arg-type]
         runner2, url2 = await serve(api.pki, failing_now)
         try:
             async with api.session.get(url2 + "/v1/tokens?format=jsonl", ssl=api.context("ops")) as response:
@@ -164,11 +176,13 @@ async def test_an_export_the_store_fails_midway_is_cut_off_not_passed_as_complet
 
 
 async def test_revoke_and_introspect_of_unknown_things(store: SqlAuditStore) -> None:
-    ops = Operations(store, {}, lambda: (OPERATORS,))
+    ops = audit_use_cases(store, {})
     with pytest.raises(BrokerError) as info:
-        await ops.revoke(OPS, "no-such-id")
+        await ops.revocation.revoke(OPS, "no-such-id")
     assert info.value.status == 404
-    assert (await ops.introspect(OPS, "")).record is None
+    assert (await ops.introspection.introspect(OPS, "")).record is None
     no_jti = f"{b64({'alg': 'RS256', 'kid': 'k'})}.{b64({'iss': 'x', 'sub': 'y'})}.sig"
-    assert await ops.introspect(OPS, no_jti) == (await ops.introspect(OPS, "a.b.c"))
+    assert await ops.introspection.introspect(OPS, no_jti) == (
+        await ops.introspection.introspect(OPS, "a.b.c")
+    )
     await asyncio.sleep(0)

@@ -26,14 +26,14 @@ from ops_api_support import (
 )
 
 from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
-from broker.errors import BrokerError
-from broker.issuer import ClusterHandle
+from broker.domain.errors import BrokerError
+from broker.usecases.clusters import ClusterHandle
 from kubesim import KubeSim
 
 
 async def secret_exists(handle: ClusterHandle, name: str) -> bool:
     try:
-        await handle.client.get_json(f"/api/v1/namespaces/{NS}/secrets/{name}")
+        await handle.client.api.get_json(f"/api/v1/namespaces/{NS}/secrets/{name}")
     except BrokerError as exc:
         if exc.status == 404 or "not found" in exc.detail.lower():
             return False
@@ -175,7 +175,7 @@ async def test_a_secret_already_gone_still_records_the_revocation(
     minted = await mint(store, cluster, ALICE)
     secret = minted.record.bound_secret
     assert secret is not None
-    assert await cluster.client.delete_secret(secret.namespace, secret.name) is True
+    assert await cluster.client.secrets.delete(secret.namespace, secret.name) is True
     api: Api = await make_api(store, {CLUSTER: cluster})
     response, body = await api.call("DELETE", f"/v1/tokens/{minted.record.id}")
     assert response.status == 204, body

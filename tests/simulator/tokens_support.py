@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from broker.pki import CertificateAuthority
+from broker._kits.pki import CertificateAuthority
 from kubesim.context import SimContext
 from kubesim.kinds import NODES, PODS, SECRETS, SERVICEACCOUNTS
 from kubesim.options import SimOptions

@@ -23,8 +23,8 @@ import yaml
 from seed_pki import SeedCa, SeedPki
 from seed_stack import KUBECTL, OIDC_AUDIENCE, VENV_BIN, SeedStack, seed_stack
 
-from broker.kube import ClusterClient
-from broker.tls_client import client_ssl_context
+from broker._kits.tls import client_ssl_context
+from broker.kube import Cluster
 from kubesim import KubeSim, SimOptions
 
 pytestmark = pytest.mark.py313
@@ -177,10 +177,10 @@ async def test_kube_transport_over_seed_cluster_ca(tmp_path: Path) -> None:
     async with KubeSim(SimOptions(authorization="always-allow"), state_dir=sim_dir) as sim:
         assert sim.ca_pem == pki.cluster_ca.cert.read_bytes()
         kubeconfig = sim.write_kubeconfig(tmp_path / "k", cert=sim.client_cert("token-broker"))
-        async with await ClusterClient.create(
+        async with await Cluster.connect(
             "seed", kubeconfig=kubeconfig, context=None, in_cluster=False, request_timeout=5
         ) as client:
-            issuer, _ = await client.discover_issuer()
+            issuer, _ = await client.discovery.discover_issuer()
             assert issuer.startswith("https://127.0.0.1:")
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from broker.config import (
+from broker.settings import (
     BrokerConfig,
     ConfigError,
     ConfigProblem,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from broker import credential_cache
-from broker.credential_cache import CacheKey, CredentialCache, Entry, credential_digest
-from broker.exec_plugin import REFETCH_PAUSE_SECONDS, kubectl_process, refused_before
+from broker.cli import credential_cache
+from broker.cli.credential_cache import CacheKey, CredentialCache, Entry, credential_digest
+from broker.cli.credential_refetch import REFETCH_PAUSE_SECONDS, kubectl_process, refused_before
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -4,8 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.labelselector import Requirement, parse_label_selector
-from broker.names import NamespaceMatcher, is_dns1123_label, is_qualified_name, namespace_pattern_problem
+from broker._kits.labelselector import Requirement, parse_label_selector
+from broker._kits.names import (
+    NamespaceMatcher,
+    is_dns1123_label,
+    is_qualified_name,
+    namespace_pattern_problem,
+)
 
 LABELS = {"team": "platform", "env": "staging", "example.com/tier": "web", "empty": ""}
 

@@ -7,11 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.config import BrokerConfig, GrantConfig, Mode, RoleConfig
-from broker.errors import BrokerError
-from broker.identity import Caller
-from broker.names import NamespaceMatcher
+from broker._kits.names import NamespaceMatcher
+from broker.app.wiring import grant_from, policy_from, role_from
+from broker.domain.errors import BrokerError
+from broker.domain.identity import Caller
 from broker.policy import Grant, Policy, RoleView
+from broker.settings import BrokerConfig, GrantConfig, Mode, RoleConfig
 
 ROLES: list[dict[str, Any]] = [
     {
@@ -75,10 +76,15 @@ def make_policy(
             "grants": list(grants),
         }
     )
-    return Policy.from_config(cfg)
+    return policy_from(cfg)
 
 
 POLICY = make_policy()
+
+
+def policy_of(roles: Sequence[RoleConfig], grants: Sequence[GrantConfig]) -> Policy:
+    """A Policy of sections validated one by one, turned into domain roles and grants as the app does."""
+    return Policy([role_from(r) for r in roles], [grant_from(g, i) for i, g in enumerate(grants)])
 
 
 def caller(user: str, *groups: str, method: str = "mtls") -> Caller:
@@ -212,9 +218,13 @@ def test_invalid_namespace_name(namespace: str) -> None:
 
 
 def test_namespace_selector() -> None:
-    assert POLICY.needs_namespace_labels("reader")
-    assert not POLICY.needs_namespace_labels("deployer")
-    assert not POLICY.needs_namespace_labels("no-such-role")
+    assert POLICY.match(ALICE, "reader", "team-a").needs_namespace_labels
+    assert not POLICY.match(ALICE, "deployer", "ci-1").needs_namespace_labels
+    assert not POLICY.match(ALICE, "no-such-role", "team-a").needs_namespace_labels
+    # a caller who may not use the role here is refused before the cluster is asked for the labels
+    assert not POLICY.match(NOBODY, "reader", "team-a").needs_namespace_labels
+    assert not POLICY.match(ALICE, "reader", "prod").needs_namespace_labels
+
     ok = {"team": "platform", "env": "staging"}
     assert decide(ALICE, "reader", "team-a", labels=ok).namespace == "team-a"
     err = denied(403, ALICE, "reader", "team-a", labels={"team": "web"})
@@ -373,7 +383,7 @@ def test_star_grant_reaches_every_role() -> None:
 def test_unnamed_grant_gets_index_name() -> None:
     assert decide(caller("carol"), "reader", "staging", labels={"team": "platform"}).grant_name == "grant-4"
     roles = [RoleConfig.model_validate({**ROLES[0], "cluster": "dev"})]
-    policy = Policy(roles, [GrantConfig(users=("u",), roles=("deployer",))])
+    policy = policy_of(roles, [GrantConfig(users=("u",), roles=("deployer",))])
     assert decide(caller("u"), "deployer", "staging", policy=policy).grant_name == "grant-0"
 
 
@@ -407,7 +417,7 @@ def test_usable_roles() -> None:
 def test_duplicate_roles_rejected_by_policy() -> None:
     role = RoleConfig.model_validate({**ROLES[0], "cluster": "dev"})
     with pytest.raises(ValueError):
-        Policy([role, role], [])
+        policy_of([role, role], [])
 
 
 def test_many_roles_and_grants() -> None:
@@ -422,7 +432,7 @@ def test_many_roles_and_grants() -> None:
         GrantConfig.model_validate({"name": f"g{i}", "groups": [f"team-{i}"], "roles": [f"r{i}"]})
         for i in range(10_000)
     ]
-    policy = Policy(roles, grants)
+    policy = policy_of(roles, grants)
     for i in range(0, 10_000, 7):
         assert decide(caller("u", f"team-{i}"), f"r{i}", f"team-{i}-x", policy=policy).grant_name == f"g{i}"
         denied(403, caller("u", f"team-{i}"), f"r{(i + 1) % 10_000}", f"team-{i}-x", policy=policy)
@@ -523,7 +533,7 @@ def random_policy(draw: st.DrawFn) -> tuple[Policy, list[RoleConfig], list[Grant
         )
         for j in range(draw(st.integers(min_value=0, max_value=5)))
     ]
-    return Policy(roles, grants), roles, grants
+    return policy_of(roles, grants), roles, grants
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.ratelimit import Rate, RateLimiter
+from broker._kits.ratelimit import Rate, RateLimiter
 
 
 class Clock:

@@ -19,7 +19,7 @@ import yaml
 from aiohttp import web
 
 from broker import render
-from broker.pki import CertificateAuthority
+from broker._kits.pki import CertificateAuthority
 from broker.render import ExecEntry
 
 KUBECTL = "/usr/bin/kubectl"

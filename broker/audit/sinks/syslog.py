@@ -29,13 +29,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from broker._kits.rfc3339 import format_time
+from broker._kits.tls import client_ssl_context
 from broker.audit.chain import ChainedEvent
-from broker.audit.records import rfc3339
-from broker.tls_client import client_ssl_context
+from broker.domain.streams import FACILITY_CODES
 
 from .base import FailureKind, SinkError
 from .formats import EventFormat
-from .settings import FACILITY_CODES, SyslogSinkSettings
+from .targets import SyslogTarget
 
 # RFC 5424 severities
 _SEVERITY = {"issued": 6, "expired": 6, "revoked": 6, "denied": 5, "failed": 4, "aborted": 4}
@@ -66,23 +67,23 @@ def unsent_bytes(transport: asyncio.BaseTransport) -> int:
 class SyslogSink:
     def __init__(
         self,
-        settings: SyslogSinkSettings,
+        target: SyslogTarget,
         fmt: EventFormat,
         *,
         ssl_context: ssl.SSLContext | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
+        self.name = target.name
+        self._target = target
         self._format = fmt
-        self._host, self._port = split_address(settings.address)
+        self._host, self._port = split_address(target.address)
         self._ssl = None
-        if settings.tls:
+        if target.tls:
             self._ssl = ssl_context or client_ssl_context(
-                cafile=settings.ca_file, certfile=settings.client_cert, keyfile=settings.client_key
+                cafile=target.ca_file, certfile=target.client_cert, keyfile=target.client_key
             )
-        self._hostname = settings.hostname or socket.gethostname().split(".")[0] or "-"
-        self._facility = FACILITY_CODES[settings.facility]
+        self._hostname = target.hostname or socket.gethostname().split(".")[0] or "-"
+        self._facility = FACILITY_CODES[target.facility]
         self._monotonic = monotonic
         self._writer: asyncio.StreamWriter | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -96,7 +97,7 @@ class SyslogSink:
         record = event.record
         pri = self._facility * 8 + _SEVERITY.get(record.event, 5)
         header = (
-            f"<{pri}>1 {rfc3339(record.time)} {self._hostname} {self._settings.app_name} {os.getpid()} "
+            f"<{pri}>1 {format_time(record.time, 'microseconds')} {self._hostname} {self._target.app_name} {os.getpid()} "
             f"{record.event} - "
         )
         return header.encode() + self._format.encode(event)
@@ -110,16 +111,16 @@ class SyslogSink:
         if self._writer is not None:
             return self._writer
         try:
-            async with asyncio.timeout(self._settings.connect_timeout_seconds):
+            async with asyncio.timeout(self._target.connect_timeout_seconds):
                 reader, writer = await asyncio.open_connection(
                     self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._ssl else None
                 )
         except ssl.SSLError as err:
-            raise SinkError(FailureKind.TLS, f"{self._settings.address}: {err.reason or err}") from None
+            raise SinkError(FailureKind.TLS, f"{self._target.address}: {err.reason or err}") from None
         except TimeoutError:
-            raise SinkError(FailureKind.TIMEOUT, f"{self._settings.address}: connect timed out") from None
+            raise SinkError(FailureKind.TIMEOUT, f"{self._target.address}: connect timed out") from None
         except OSError as err:
-            raise SinkError(FailureKind.CONNECT, f"{self._settings.address}: {err.strerror or err}") from None
+            raise SinkError(FailureKind.CONNECT, f"{self._target.address}: {err.strerror or err}") from None
         # not set_write_buffer_limits(high=0): asyncio's TLS transport can then stall drain() for good (seen on
         # 3.11); _flushed() polls the buffer down to empty instead
         self._writer, self._broken = writer, None
@@ -137,7 +138,7 @@ class SyslogSink:
 
     def _check(self) -> None:
         if self._broken is not None:
-            raise SinkError(FailureKind.CLOSED, f"{self._settings.address}: {self._broken}")
+            raise SinkError(FailureKind.CLOSED, f"{self._target.address}: {self._broken}")
 
     async def _flushed(self, writer: asyncio.StreamWriter) -> None:
         await writer.drain()
@@ -148,7 +149,7 @@ class SyslogSink:
     # -- the Sink protocol ---------------------------------------------------------------------------------------
     def _settled(self) -> int:
         self._check()
-        horizon = self._monotonic() - self._settings.settle_seconds
+        horizon = self._monotonic() - self._target.settle_seconds
         while self._pending and self._pending[0][1] <= horizon:
             self._acknowledged = self._pending.popleft()[0]
         return self._acknowledged
@@ -157,21 +158,21 @@ class SyslogSink:
         if not events:
             return await self.acknowledged()
         while len(self._pending) >= _MAX_PENDING:
-            await asyncio.sleep(self._settings.settle_seconds / 4 or _POLL)
+            await asyncio.sleep(self._target.settle_seconds / 4 or _POLL)
             self._settled()
         writer = await self._connect()
         self._check()
         try:
             writer.write(b"".join(self.frame(e) for e in events))
-            async with asyncio.timeout(self._settings.write_timeout_seconds):
+            async with asyncio.timeout(self._target.write_timeout_seconds):
                 await self._flushed(writer)
         except TimeoutError:
             raise SinkError(
                 FailureKind.TIMEOUT,
-                f"{self._settings.address}: not acknowledged within {self._settings.write_timeout_seconds:g}s",
+                f"{self._target.address}: not acknowledged within {self._target.write_timeout_seconds:g}s",
             ) from None
         except (OSError, ssl.SSLError) as err:
-            raise SinkError(FailureKind.CLOSED, f"{self._settings.address}: {err}") from None
+            raise SinkError(FailureKind.CLOSED, f"{self._target.address}: {err}") from None
         self._pending.append((events[-1].seq, self._monotonic()))
         return self._settled()
 
@@ -196,6 +197,6 @@ class SyslogSink:
         if writer is not None and self._broken is None:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-                async with asyncio.timeout(self._settings.connect_timeout_seconds):
+                async with asyncio.timeout(self._target.connect_timeout_seconds):
                     await writer.wait_closed()
         await self.reset()

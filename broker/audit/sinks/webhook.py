@@ -16,12 +16,12 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential, wait_random
 
+from broker._kits.tls import client_ssl_context
 from broker.audit.chain import ChainedEvent
-from broker.tls_client import client_ssl_context
 
 from .base import FailureKind, OnRetry, SinkError
 from .formats import EventFormat, encode_batch
-from .settings import WebhookSinkSettings
+from .targets import WebhookTarget
 
 # the receiver's answer is only looked at for its status: read at most this much of it
 _MAX_ANSWER = 4096
@@ -52,22 +52,22 @@ def _retry_after(value: str | None) -> float | None:
 class WebhookSink:
     def __init__(
         self,
-        settings: WebhookSinkSettings,
+        target: WebhookTarget,
         fmt: EventFormat,
         *,
         on_retry: OnRetry = lambda _kind: None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.name = settings.name
-        self._settings = settings
+        self.name = target.name
+        self._target = target
         self._format = fmt
         self._on_retry = on_retry
         self._ssl = ssl_context or client_ssl_context(
-            cafile=settings.ca_file, certfile=settings.client_cert, keyfile=settings.client_key
+            cafile=target.ca_file, certfile=target.client_cert, keyfile=target.client_key
         )
-        self._headers = {"Content-Type": fmt.batch_content_type, **settings.headers}
-        if settings.bearer_token_file is not None:
-            self._headers["Authorization"] = "Bearer " + read_token(settings.bearer_token_file)
+        self._headers = {"Content-Type": fmt.batch_content_type, **target.headers}
+        if target.bearer_token_file is not None:
+            self._headers["Authorization"] = "Bearer " + read_token(target.bearer_token_file)
         self._session: aiohttp.ClientSession | None = None
         self._acknowledged = 0
 
@@ -75,7 +75,7 @@ class WebhookSink:
         if self._session is None or self._session.closed:
             # trust_env: HTTPS_PROXY / NO_PROXY are honoured, as for every other outgoing connection
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._settings.timeout_seconds),
+                timeout=aiohttp.ClientTimeout(total=self._target.timeout_seconds),
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=2),
                 trust_env=True,
             )
@@ -84,7 +84,7 @@ class WebhookSink:
     async def _post(self, body: bytes) -> None:
         try:
             async with self._client().post(
-                self._settings.url, data=body, headers=self._headers, allow_redirects=False
+                self._target.url, data=body, headers=self._headers, allow_redirects=False
             ) as resp:
                 await resp.content.read(_MAX_ANSWER)
                 if 200 <= resp.status < 300:
@@ -93,22 +93,20 @@ class WebhookSink:
                 kind = (
                     FailureKind.SERVER if resp.status >= 500 or resp.status == 429 else FailureKind.REJECTED
                 )
-                raise SinkError(kind, f"{self._settings.url} answered {resp.status}", retry_after=retry_after)
+                raise SinkError(kind, f"{self._target.url} answered {resp.status}", retry_after=retry_after)
         except aiohttp.ClientConnectorCertificateError as err:
-            raise SinkError(FailureKind.TLS, f"{self._settings.url}: {err.certificate_error}") from None
+            raise SinkError(FailureKind.TLS, f"{self._target.url}: {err.certificate_error}") from None
         except aiohttp.ClientSSLError as err:
-            raise SinkError(FailureKind.TLS, f"{self._settings.url}: {err}") from None
+            raise SinkError(FailureKind.TLS, f"{self._target.url}: {err}") from None
         except aiohttp.ClientConnectorError as err:
-            raise SinkError(FailureKind.CONNECT, f"{self._settings.url}: {err.strerror or err}") from None
+            raise SinkError(FailureKind.CONNECT, f"{self._target.url}: {err.strerror or err}") from None
         except TimeoutError:
             raise SinkError(
                 FailureKind.TIMEOUT,
-                f"{self._settings.url}: no answer within {self._settings.timeout_seconds:g}s",
+                f"{self._target.url}: no answer within {self._target.timeout_seconds:g}s",
             ) from None
         except (aiohttp.ClientError, OSError) as err:
-            raise SinkError(
-                FailureKind.CLOSED, f"{self._settings.url}: {type(err).__name__}: {err}"
-            ) from None
+            raise SinkError(FailureKind.CLOSED, f"{self._target.url}: {type(err).__name__}: {err}") from None
 
     def _count_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -119,7 +117,7 @@ class WebhookSink:
         if not events:
             return self._acknowledged
         body = encode_batch(self._format, events)
-        s = self._settings
+        s = self._target
         retrying = AsyncRetrying(
             stop=stop_after_attempt(s.max_attempts),
             wait=_RetryAfterOr(

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from broker.audit.chain import ChainedEvent
+from broker.domain.streams import Format
 
-from ..settings import Format
 from .cloudevents import CloudEventsFormat
 from .ocsf import OcsfFormat
 

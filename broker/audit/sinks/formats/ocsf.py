@@ -22,8 +22,9 @@ import json
 from datetime import datetime
 from typing import Any, Final
 
+from broker._kits.rfc3339 import format_time
 from broker.audit.chain import ChainedEvent, canonical
-from broker.audit.records import AuditRecord, rfc3339
+from broker.audit.records import AuditRecord
 
 OCSF_VERSION: Final = "1.5.0"
 CLASS_UID: Final = 3002
@@ -159,7 +160,7 @@ def to_ocsf(event: ChainedEvent, product_version: str) -> dict[str, Any]:
             "sequence": event.seq,
             "event_code": r.event,
             "log_name": "audit",
-            "original_time": rfc3339(r.time),
+            "original_time": format_time(r.time, "microseconds"),
         },
         "user": _drop_none(
             {

@@ -1,0 +1,1 @@
+"""What the rest of the broker speaks: frozen dataclasses and enums, no I/O, nothing of any framework."""
