@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from backends import control_plane, control_plane_binaries
-from kubesim_harness import FAST_RETRY, KUBECTL, MakeClient, kubectl_env, run_kubectl
+from kubesim_harness import KUBECTL, MakeClient, kubectl_env, run_kubectl
+from support.retry import FAST_RETRY
 
 from broker.kube import Cluster, RetryPolicy
 from kubesim import KubeSim, SimOptions

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from broker.kube import Cluster, RetryPolicy
+from broker.kube import Cluster
 
 KUBECTL = "/usr/bin/kubectl"
 # environment variables that must not leak into kubectl (another cluster, proxies)
@@ -36,8 +36,4 @@ def run_kubectl(kubeconfig: Path, *args: str, timeout: float = 30) -> subprocess
     )
 
 
-# Broker clients of the simulator (tests/kube, tests/janitor): fast retries, still several attempts.
-FAST_RETRY = RetryPolicy(
-    attempts=3, max_elapsed=5.0, base_backoff=0.01, max_backoff=0.05, max_retry_after=2.0
-)
 MakeClient = Callable[..., Awaitable[Cluster]]

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+from kubesim_harness import MakeClient as MakeClient
 
 # re-exported for the tests of this folder
-from kubesim_harness import FAST_RETRY as FAST_RETRY
-from kubesim_harness import MakeClient as MakeClient
+from support.retry import FAST_RETRY as FAST_RETRY
 
 from broker.audit import AuditRecord, SqlAuditStore
 from broker.audit.records import SecretBinding

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-# re-exported for the tests of this folder
-from kubesim_harness import FAST_RETRY as FAST_RETRY
 from kubesim_harness import MakeClient as MakeClient
+
+# re-exported for the tests of this folder
+from support.retry import FAST_RETRY as FAST_RETRY
 
 from kubesim import KubeSim
 

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from support.retry import FAST_RETRY
 
 from broker._kits.jwt import decode_unverified
 from broker._kits.pki import CertificateAuthority, write_private
@@ -28,7 +29,7 @@ from broker.domain.errors import ErrorKind, forbidden
 from broker.domain.identity import Caller
 from broker.domain.records import token_sha256
 from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
-from broker.kube import Cluster, ClusterTokenVerifier, RetryPolicy
+from broker.kube import Cluster, ClusterTokenVerifier
 from broker.settings import AuditSettings
 from broker.usecases.access import Visibility
 from broker.usecases.clusters import ClusterHandle
@@ -43,9 +44,6 @@ NS, SA = "default", "deployer"
 CLUSTER = "sim"
 # alice the API key is a namesake of alice the certificate: another caller as far as visibility goes
 ALICE_KEY = "tb_alice_9f3kQz7vLw2NpX8r"
-FAST_RETRY = RetryPolicy(
-    attempts=2, max_elapsed=2.0, base_backoff=0.01, max_backoff=0.02, max_retry_after=1.0
-)
 
 OPS = Caller("ops", (OPERATORS, "sre"), "mtls")
 ALICE = Caller("alice", ("dev",), "mtls")
