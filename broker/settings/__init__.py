@@ -5,12 +5,13 @@ domain objects) and the CLI read it."""
 from .audit import AuditSettings
 from .auth import ApiKeyConfig, AuthConfig, KubernetesAuthConfig, MtlsConfig, OidcIssuerConfig
 from .clusters import ClusterConfig
+from .fields import split_host_port
 from .grants import GrantConfig, RateLimitConfig
 from .janitor import JanitorConfig
 from .load import ConfigError, ConfigProblem, load_config, parse_config
 from .model import BrokerConfig
 from .roles import Mode, RoleConfig
-from .server import ServerConfig, split_host_port
+from .server import ServerConfig
 
 __all__ = [
     "ApiKeyConfig",
