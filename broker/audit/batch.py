@@ -210,36 +210,42 @@ class BatchRunner:
         for _, request in mine:
             for step in request.steps:
                 steps.setdefault(step.id, step)
+        changed = await self._apply(tx, kind, steps)
+        events.extend(changed.values())
+        unanswered: list[str] = []
+        for i, request in mine:
+            # an id's event goes to the first request that asked for it
+            results[i] = [changed.pop(step.id, None) for step in request.steps]
+            if request.report_state:
+                unanswered += [s.id for s, r in zip(request.steps, results[i], strict=True) if r is None]
+        if unanswered:
+            await self._report_states(tx, unanswered, mine, results)
+
+    async def _apply(self, tx: Tx, kind: TransitionKind, steps: dict[str, Step]) -> dict[str, AuditRecord]:
+        """The event of every issuance the transition moved, keyed by id (those in another state are absent)."""
         changed: dict[str, AuditRecord] = {}
         for chunk in _chunks(list(steps.values())):
             args = [v for step in chunk for v in (step.id, *step.values)]
             for row in await tx.fetch(self._transition_sql(kind, len(chunk)), args):
                 record = self._codec.record(row)
-                event = replace(
+                changed[record.id] = replace(
                     record,
                     time=steps[record.id].at,
                     event_id=str(uuid.uuid4()),
                     status=record.status if kind.keep_status else None,
                 )
-                changed[record.id] = event
-                events.append(event)
-        unanswered: list[str] = []
+        return changed
+
+    async def _report_states(
+        self, tx: Tx, ids: list[str], mine: list[tuple[int, Transition]], results: list[Any]
+    ) -> None:
+        states = await self._states(tx, ids)
         for i, request in mine:
-            out: list[AuditRecord | str | None] = []
-            for step in request.steps:
-                # an id's event goes to the first request that asked for it
-                out.append(changed.pop(step.id, None))
-                if out[-1] is None and request.report_state:
-                    unanswered.append(step.id)
-            results[i] = out
-        if unanswered:
-            states = await self._states(tx, unanswered)
-            for i, request in mine:
-                if request.report_state:
-                    results[i] = [
-                        r if r is not None else states.get(s.id, "unknown")
-                        for r, s in zip(results[i], request.steps, strict=True)
-                    ]
+            if request.report_state:
+                results[i] = [
+                    r if r is not None else states.get(s.id, "unknown")
+                    for r, s in zip(results[i], request.steps, strict=True)
+                ]
 
     async def _states(self, tx: Tx, ids: list[str]) -> dict[str, str]:
         states: dict[str, str] = {}
