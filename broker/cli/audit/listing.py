@@ -191,53 +191,60 @@ def _all_events(endpoint: BrokerEndpoint, token_id: str) -> list[dict[str, Any]]
 
 
 def describe_token(item: Mapping[str, Any], now: datetime) -> str:
-    pairs: list[tuple[str, str]] = []
+    pairs = [*_who_rows(item), *_time_rows(item, now), *_proof_rows(item)]
+    shown = [(label, str(value)) for label, value in pairs if value not in (None, "", [], {})]
+    return "\n".join([f"token {item.get('token_id')}", *aligned(shown)])
 
-    def add(label: str, value: Any) -> None:
-        if value not in (None, "", [], {}):
-            pairs.append((label, str(value)))
 
-    state = str(item.get("state", ""))
-    add("state", state + (" (active)" if item.get("active") else ""))
-    add(
-        "caller",
-        _who(item)
-        + (f" groups {', '.join(item['caller']['groups'])}" if item.get("caller", {}).get("groups") else ""),
-    )
-    add("from", " ".join(p for p in (item.get("source_address"), item.get("user_agent")) if p))
-    add("role", item.get("role"))
-    add("cluster", item.get("cluster"))
-    add("service account", f"{item.get('namespace')}/{item.get('service_account')}")
-    add("audiences", ", ".join(item.get("audiences") or []))
-    add(
-        "ttl",
-        "/".join(
-            f"{v}s" if v is not None else "default"
-            for v in (item.get("ttl_requested"), item.get("ttl_granted"))
-        )
-        + " (asked/granted)",
-    )
-    add("requested", short_time(item.get("requested_at")))
-    add("issued", short_time(item.get("issued_at")) if item.get("issued_at") else None)
+def _who_rows(item: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    groups = item.get("caller", {}).get("groups")
+    return [
+        ("state", str(item.get("state", "")) + (" (active)" if item.get("active") else "")),
+        ("caller", _who(item) + (f" groups {', '.join(groups)}" if groups else "")),
+        ("from", " ".join(p for p in (item.get("source_address"), item.get("user_agent")) if p)),
+        ("role", item.get("role")),
+        ("cluster", item.get("cluster")),
+        ("service account", f"{item.get('namespace')}/{item.get('service_account')}"),
+        ("audiences", ", ".join(item.get("audiences") or [])),
+    ]
+
+
+def _time_rows(item: Mapping[str, Any], now: datetime) -> list[tuple[str, Any]]:
+    ttls = (item.get("ttl_requested"), item.get("ttl_granted"))
+    rows: list[tuple[str, Any]] = [
+        ("ttl", "/".join(f"{v}s" if v is not None else "default" for v in ttls) + " (asked/granted)"),
+        ("requested", short_time(item.get("requested_at"))),
+        ("issued", short_time(item.get("issued_at")) if item.get("issued_at") else None),
+    ]
     for label, key in (("expires", "expires_at"), ("revoke at", "revoke_at")):
         moment = time_in(item.get(key))
         if moment is not None:
-            add(label, f"{format_time(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
-
+            rows.append(
+                (label, f"{format_time(moment)} ({relative(moment, now, future='in {}', past='{} ago')})")
+            )
     if item.get("issued_at") and not item.get("expires_at"):
-        add("expires", "never (legacy Secret token)")
+        rows.append(("expires", "never (legacy Secret token)"))
+    return rows
+
+
+def _proof_rows(item: Mapping[str, Any]) -> list[tuple[str, Any]]:
     secret = item.get("bound_secret")
-    if secret:
-        add("bound Secret", f"{secret['namespace']}/{secret['name']} (deleting it revokes the token)")
-    add("jti", item.get("jti"))
-    add("token sha256", item.get("token_sha256"))
-    for key, value in (item.get("context") or {}).items():
-        add(f"context {key}", value)
-    add("revoked by", item.get("revoked_by"))
-    add("revoked at", short_time(item.get("revoked_at")) if item.get("revoked_at") else None)
-    add("reason", item.get("reason"))
-    add("request id", item.get("request_id"))
-    return "\n".join([f"token {item.get('token_id')}", *aligned(pairs)])
+    rows: list[tuple[str, Any]] = [
+        (
+            "bound Secret",
+            f"{secret['namespace']}/{secret['name']} (deleting it revokes the token)" if secret else None,
+        ),
+        ("jti", item.get("jti")),
+        ("token sha256", item.get("token_sha256")),
+    ]
+    rows += [(f"context {key}", value) for key, value in (item.get("context") or {}).items()]
+    return [
+        *rows,
+        ("revoked by", item.get("revoked_by")),
+        ("revoked at", short_time(item.get("revoked_at")) if item.get("revoked_at") else None),
+        ("reason", item.get("reason")),
+        ("request id", item.get("request_id")),
+    ]
 
 
 @audit.command("show")
