@@ -129,57 +129,17 @@ def _unmapped(event: ChainedEvent) -> dict[str, Any]:
 
 def to_ocsf(event: ChainedEvent, product_version: str) -> dict[str, Any]:
     r = event.record
-    activity, status, severity = _classify(r)
     protocol_id, protocol = _PROTOCOLS.get(r.caller_method, (99, r.caller_method or "unknown"))
     document: dict[str, Any] = {
         "class_uid": CLASS_UID,
         "class_name": "Authentication",
         "category_uid": CATEGORY_UID,
         "category_name": "Identity & Access Management",
-        "activity_id": activity,
-        "activity_name": _ACTIVITY_NAMES[activity],
-        "type_uid": CLASS_UID * 100 + activity,
-        "type_name": f"Authentication: {_ACTIVITY_NAMES[activity]}",
+        **_outcome(r),
         "time": _millis(r.time),
-        "severity_id": severity,
-        "severity": _SEVERITY_NAMES[severity],
-        "status_id": status,
-        "status": "Success" if status == SUCCESS else "Failure",
-        "status_code": None if r.status is None else str(r.status),
-        "status_detail": r.reason or None,
         "message": _message(r),
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": {
-                "name": "kube-token-broker",
-                "vendor_name": "kube-token-broker",
-                "version": product_version,
-            },
-            "uid": r.event_id,
-            "correlation_uid": r.id,
-            "sequence": event.seq,
-            "event_code": r.event,
-            "log_name": "audit",
-            "original_time": format_time(r.time, "microseconds"),
-        },
-        "user": _drop_none(
-            {
-                "name": r.caller_user,
-                "type_id": 1,
-                "type": "User",
-                "groups": [{"name": g} for g in r.caller_groups],
-            }
-        ),
-        "service": _drop_none({"name": _principal(r) or None, "uid": r.cluster or None}),
-        "session": _session(r),
-        "authentication_token": _drop_none(
-            {
-                "type_id": 99,
-                "type": _TOKEN_TYPE,
-                "created_time": _millis(r.issued_at),
-                "expiration_time": _millis(r.revoke_at or r.expires_at),
-            }
-        ),
+        "metadata": _metadata(event, product_version),
+        **_principals(r),
         "auth_protocol_id": protocol_id,
         "auth_protocol": protocol,
         "src_endpoint": _src_endpoint(r),
@@ -189,6 +149,62 @@ def to_ocsf(event: ChainedEvent, product_version: str) -> dict[str, Any]:
         "unmapped": _unmapped(event),
     }
     return _drop_none(document)
+
+
+def _outcome(r: AuditRecord) -> dict[str, Any]:
+    activity, status, severity = _classify(r)
+    return {
+        "activity_id": activity,
+        "activity_name": _ACTIVITY_NAMES[activity],
+        "type_uid": CLASS_UID * 100 + activity,
+        "type_name": f"Authentication: {_ACTIVITY_NAMES[activity]}",
+        "severity_id": severity,
+        "severity": _SEVERITY_NAMES[severity],
+        "status_id": status,
+        "status": "Success" if status == SUCCESS else "Failure",
+        "status_code": None if r.status is None else str(r.status),
+        "status_detail": r.reason or None,
+    }
+
+
+def _metadata(event: ChainedEvent, product_version: str) -> dict[str, Any]:
+    r = event.record
+    return {
+        "version": OCSF_VERSION,
+        "product": {
+            "name": "kube-token-broker",
+            "vendor_name": "kube-token-broker",
+            "version": product_version,
+        },
+        "uid": r.event_id,
+        "correlation_uid": r.id,
+        "sequence": event.seq,
+        "event_code": r.event,
+        "log_name": "audit",
+        "original_time": format_time(r.time, "microseconds"),
+    }
+
+
+def _principals(r: AuditRecord) -> dict[str, Any]:
+    """Who authenticated, as whom the token acts, and the token itself."""
+    user = {
+        "name": r.caller_user,
+        "type_id": 1,
+        "type": "User",
+        "groups": [{"name": g} for g in r.caller_groups],
+    }
+    token = {
+        "type_id": 99,
+        "type": _TOKEN_TYPE,
+        "created_time": _millis(r.issued_at),
+        "expiration_time": _millis(r.revoke_at or r.expires_at),
+    }
+    return {
+        "user": _drop_none(user),
+        "service": _drop_none({"name": _principal(r) or None, "uid": r.cluster or None}),
+        "session": _session(r),
+        "authentication_token": _drop_none(token),
+    }
 
 
 class OcsfFormat:
