@@ -64,46 +64,14 @@ async def _verify(
     """(verified, how) — what the cluster's keys say about the signature."""
     import aiohttp
 
-    from broker._kits.jwks import JwksCache
-    from broker._kits.jwt import InvalidToken, verify_any
-    from broker.domain.errors import BrokerError, upstream_refused
-    from broker.kube import Cluster
-    from broker.kube.verify import ClusterTokenVerifier
+    from broker._kits.jwt import InvalidToken
+    from broker.domain.errors import BrokerError
 
     try:
         if kubeconfig is not None:
-            async with await Cluster.connect(
-                "decode",
-                kubeconfig=kubeconfig,
-                context=context,
-                in_cluster=False,
-                request_timeout=request_timeout,
-            ) as client:
-                verifier = ClusterTokenVerifier(client.discovery, issuer=issuer)
-                expected = await verifier.issuer()
-                await verify_any(token, verifier.jwks, issuer=expected)
-                return True, f"signature verified with the keys of {client.server_url} (issuer {expected})"
+            return True, await _verify_with_cluster(token, kubeconfig, context, issuer, request_timeout)
         assert jwks_url is not None
-        ctx: ssl.SSLContext | bool = (
-            client_ssl_context(cafile=cacert) if jwks_url.startswith("https://") else False
-        )
-
-        async def fetch() -> tuple[dict[str, Any], float | None]:
-            async with (
-                aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=request_timeout), trust_env=True
-                ) as session,
-                session.get(jwks_url, ssl=ctx) as resp,
-            ):
-                resp.raise_for_status()
-                document = await resp.json(content_type=None)
-            if not isinstance(document, dict):
-                raise upstream_refused(f"{jwks_url} is not a JSON Web Key Set")
-            return document, None
-
-        await verify_any(token, JwksCache(fetch, label=jwks_url), issuer=issuer)
-        checked = f" and issuer {issuer}" if issuer else " (issuer not checked: pass --issuer)"
-        return True, f"signature verified with the keys at {jwks_url}{checked}"
+        return True, await _verify_with_url(token, jwks_url, cacert, issuer, request_timeout)
     except InvalidToken as exc:
         return False, f"signature NOT valid: {exc}"
     except BrokerError as exc:
@@ -113,6 +81,52 @@ async def _verify(
         return False, f"signature not verified: cannot get the keys: {failure.message}"
     except ValueError as exc:
         return False, f"signature not verified: cannot get the keys: {exc}"
+
+
+async def _verify_with_cluster(
+    token: str, kubeconfig: Path, context: str | None, issuer: str | None, request_timeout: float
+) -> str:
+    from broker._kits.jwt import verify_any
+    from broker.kube import Cluster
+    from broker.kube.verify import ClusterTokenVerifier
+
+    async with await Cluster.connect(
+        "decode", kubeconfig=kubeconfig, context=context, in_cluster=False, request_timeout=request_timeout
+    ) as client:
+        verifier = ClusterTokenVerifier(client.discovery, issuer=issuer)
+        expected = await verifier.issuer()
+        await verify_any(token, verifier.jwks, issuer=expected)
+        return f"signature verified with the keys of {client.server_url} (issuer {expected})"
+
+
+async def _verify_with_url(
+    token: str, jwks_url: str, cacert: Path | None, issuer: str | None, request_timeout: float
+) -> str:
+    import aiohttp
+
+    from broker._kits.jwks import JwksCache
+    from broker._kits.jwt import verify_any
+    from broker.domain.errors import upstream_refused
+
+    ctx: ssl.SSLContext | bool = (
+        client_ssl_context(cafile=cacert) if jwks_url.startswith("https://") else False
+    )
+
+    async def fetch() -> tuple[dict[str, Any], float | None]:
+        timeout = aiohttp.ClientTimeout(total=request_timeout)
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=True) as session,
+            session.get(jwks_url, ssl=ctx) as resp,
+        ):
+            resp.raise_for_status()
+            document = await resp.json(content_type=None)
+        if not isinstance(document, dict):
+            raise upstream_refused(f"{jwks_url} is not a JSON Web Key Set")
+        return document, None
+
+    await verify_any(token, JwksCache(fetch, label=jwks_url), issuer=issuer)
+    checked = f" and issuer {issuer}" if issuer else " (issuer not checked: pass --issuer)"
+    return f"signature verified with the keys at {jwks_url}{checked}"
 
 
 @click.command("decode")
