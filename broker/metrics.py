@@ -2,8 +2,8 @@
 
 Names start with `token_broker_`. Label values come only from bounded sets: the router's route templates,
 config names (roles, clusters, OIDC issuers), the namespace *patterns* of a role, and the fixed vocabularies
-below. A value outside a vocabulary is recorded as "other", so a caller-supplied string can never mint a
-new series.
+of broker.metric_labels (a value outside a vocabulary is recorded as "other", so a caller-supplied string can
+never mint a new series).
 
 The issuer, HTTP layer, Kubernetes client, audit store and janitor call the module-level helpers, which record
 on the default registry (the one `/metrics` serves). `BrokerMetrics(CollectorRegistry())` gives a private set
@@ -17,14 +17,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import lru_cache
-from typing import Final, Literal, get_args
+from typing import Final, get_args
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client import disable_created_metrics as _disable_created_metrics
 
 from broker import __version__
-from broker._kits.names import NamespaceMatcher, is_glob
+from broker import metric_labels as vocab
 
 # The classic text format turns each counter's `_created` timestamp into a separate gauge series that nobody
 # graphs: it would double the series count for nothing.
@@ -49,111 +48,9 @@ LATENCY_BUCKETS: Final = (
     10.0,
 )
 
-OTHER: Final = "other"
-# what a helper records for a value outside its vocabulary; callers that classify input may pass it directly
-Other = Literal["other"]
-
-Mode = Literal["token-request", "legacy-secret"]
-Outcome = Literal["issued", "denied", "failed"]
-# Why policy or validation said no (the audit record keeps the full reason; this is only its kind).
-DenyKind = Literal[
-    "unknown_role",  # also "no grant gives this role": callers cannot tell them apart, metrics need not either
-    "no_grant",
-    "namespace",
-    "namespace_selector",
-    "ttl",
-    "audience",
-    "invalid_request",
-]
-# Why an allowed issuance produced no token.
-FailKind = Literal[
-    "upstream_refused",  # the API server answered 4xx (502 to the caller)
-    "upstream_unavailable",  # 5xx, 429, timeout, connection refused (503)
-    "verification",  # the token came back but did not verify against the cluster JWKS
-    "audit",  # the audit store could not be written (503)
-    "internal",
-]
-AuthMethod = Literal["mtls", "api_key", "oidc", "kubernetes", "none"]
-AuthReason = Literal[
-    "missing",  # no credential presented
-    "not_accepted",  # a credential of a kind this broker is not configured for (an API key, none configured)
-    "malformed",
-    "unknown",  # an API key or certificate subject nobody configured
-    "bad_signature",
-    "untrusted_issuer",
-    "bad_audience",
-    "expired",
-    "not_yet_valid",
-    "too_old",  # iat beyond the configured maximum age
-    "claims",  # a required claim missing or not matching
-    "revoked",  # e.g. TokenReview says the bound object is gone
-    "unavailable",  # JWKS or TokenReview unreachable (the caller gets 503, still a failed authentication)
-]
-KubeVerb = Literal["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
-KubeResource = Literal[
-    "serviceaccounts",
-    "serviceaccounts/token",
-    "secrets",
-    "namespaces",
-    "leases",
-    "tokenreviews",
-    "selfsubjectreviews",
-    "discovery",  # /.well-known/openid-configuration, /version, /api, /apis/… (broker.kube.request_labels)
-    "jwks",  # /openid/v1/jwks
-]
-# whose signing keys: a Kubernetes API server's (token verification, TokenReview) or a trusted OIDC issuer's
-JwksSource = Literal["cluster", "oidc"]
-JwksOutcome = Literal["success", "not_modified", "failure"]
-RunOutcome = Literal["success", "failure"]
-JanitorResource = Literal["secrets", "serviceaccounts"]
-CertificateKind = Literal["server", "client_ca"]
-# why a delivery to an audit sink failed (broker.audit.sinks.base.FailureKind has the same values)
-SinkFailureKind = Literal["connect", "tls", "timeout", "closed", "rejected", "server", "write", "store"]
-
-_DENY_KINDS: Final = frozenset(get_args(DenyKind))
-_FAIL_KINDS: Final = frozenset(get_args(FailKind))
-_AUTH_METHODS: Final = frozenset(get_args(AuthMethod))
-_AUTH_REASONS: Final = frozenset(get_args(AuthReason))
-_KUBE_VERBS: Final = frozenset(get_args(KubeVerb))
-_KUBE_RESOURCES: Final = frozenset(get_args(KubeResource))
-_HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_MODES: Final = frozenset(get_args(Mode))
-_JWKS_SOURCES: Final = frozenset(get_args(JwksSource))
-_JWKS_OUTCOMES: Final = frozenset(get_args(JwksOutcome))
-_RUN_OUTCOMES: Final = frozenset(get_args(RunOutcome))
-_JANITOR_RESOURCES: Final = frozenset(get_args(JanitorResource))
-_CERTIFICATES: Final = frozenset(get_args(CertificateKind))
-_SINK_FAILURES: Final = frozenset(get_args(SinkFailureKind))
-
 UNMATCHED_ROUTE: Final = "unmatched"
 # bound of a per-call lookup cache; the label sets behind it are small and fixed, the keys nearly so
 _CHILD_CACHE_SIZE: Final = 1024
-
-
-def _one_of(value: str, allowed: frozenset[str]) -> str:
-    return value if value in allowed else OTHER
-
-
-def status_class(status: int) -> str:
-    """200 → "2xx"; anything outside 100..599 → "other"."""
-    return f"{status // 100}xx" if 100 <= status <= 599 else OTHER
-
-
-@lru_cache(maxsize=1024)
-def _glob(pattern: str) -> NamespaceMatcher:
-    return NamespaceMatcher((pattern,))
-
-
-def namespace_label(namespace: str, patterns: Sequence[str]) -> str:
-    """The `token_namespace` label for a namespace a role allowed: the namespace itself when the role names it
-    literally, else the role's glob that matched ("ci-*"). Per-pipeline namespaces (ci-1, ci-2, …) would
-    otherwise add a series per pipeline forever; the role's patterns are bounded by the config."""
-    if namespace in patterns and not is_glob(namespace):
-        return namespace
-    for pattern in patterns:
-        if is_glob(pattern) and _glob(pattern).matches(namespace):
-            return pattern
-    return OTHER
 
 
 class BrokerMetrics:
@@ -296,31 +193,32 @@ class BrokerMetrics:
         self._kube_children: dict[tuple[str, str, int | None], tuple[Counter, Histogram]] = {}
         # Series of small fixed vocabularies start at 0: rate() over a series born at its first increment misses
         # that increment, and ratio alerts need the denominator's labels to exist.
-        for outcome in get_args(Outcome):
+        for outcome in get_args(vocab.Outcome):
             self.issuance_duration.labels(outcome)
-        for kind in _DENY_KINDS:
+        for kind in vocab.DENY_KINDS:
             self.tokens_denied.labels(kind)
-        for run_outcome in _RUN_OUTCOMES:
+        for run_outcome in vocab.RUN_OUTCOMES:
             self.janitor_runs.labels(run_outcome)
             self.config_reloads.labels(run_outcome)
 
     # -- issuance ---------------------------------------------------------------------------------------------
 
     def token_issued(
-        self, role: str, namespace: str, namespace_patterns: Sequence[str], mode: Mode, seconds: float
+        self, role: str, namespace: str, namespace_patterns: Sequence[str], mode: vocab.Mode, seconds: float
     ) -> None:
-        """A token left the broker. `namespace_patterns` are the role's namespaces (see namespace_label)."""
+        """A token left the broker. `namespace_patterns` are the role's namespaces (see
+        metric_labels.namespace_label)."""
         self.tokens_issued.labels(
-            role, namespace_label(namespace, namespace_patterns), _one_of(mode, _MODES)
+            role, vocab.namespace_label(namespace, namespace_patterns), vocab.one_of(mode, vocab.MODES)
         ).inc()
         self.issuance_duration.labels("issued").observe(seconds)
 
-    def token_denied(self, reason_kind: DenyKind, seconds: float) -> None:
-        self.tokens_denied.labels(_one_of(reason_kind, _DENY_KINDS)).inc()
+    def token_denied(self, reason_kind: vocab.DenyKind, seconds: float) -> None:
+        self.tokens_denied.labels(vocab.one_of(reason_kind, vocab.DENY_KINDS)).inc()
         self.issuance_duration.labels("denied").observe(seconds)
 
-    def token_failed(self, role: str, kind: FailKind, seconds: float) -> None:
-        self.tokens_failed.labels(role, _one_of(kind, _FAIL_KINDS)).inc()
+    def token_failed(self, role: str, kind: vocab.FailKind, seconds: float) -> None:
+        self.tokens_failed.labels(role, vocab.one_of(kind, vocab.FAIL_KINDS)).inc()
         self.issuance_duration.labels("failed").observe(seconds)
 
     def token_revoked(self, role: str) -> None:
@@ -348,18 +246,24 @@ class BrokerMetrics:
     def http_request(self, route: str | None, method: str, status: int, seconds: float) -> None:
         """`route` is the router's template ("/v1/tokens/{token_id}"), None when no route matched."""
         label = route or UNMATCHED_ROUTE
-        self.http_requests.labels(label, _one_of(method.upper(), _HTTP_METHODS), status_class(status)).inc()
+        self.http_requests.labels(
+            label, vocab.one_of(method.upper(), vocab.HTTP_METHODS), vocab.status_class(status)
+        ).inc()
         self.http_request_duration.labels(label).observe(seconds)
 
     def kube_request(
-        self, verb: KubeVerb | Other, resource: KubeResource | Other, code: int | None, seconds: float
+        self,
+        verb: vocab.KubeVerb | vocab.Other,
+        resource: vocab.KubeResource | vocab.Other,
+        code: int | None,
+        seconds: float,
     ) -> None:
         """One API server round trip; `code` None when no HTTP response came back (timeout, reset)."""
         key = (verb, resource, code)
         children = self._kube_children.get(key)
         if children is None:
-            verb_label = _one_of(verb, _KUBE_VERBS)
-            resource_label = _one_of(resource, _KUBE_RESOURCES)
+            verb_label = vocab.one_of(verb, vocab.KUBE_VERBS)
+            resource_label = vocab.one_of(resource, vocab.KUBE_RESOURCES)
             code_label = str(code) if code is not None and 100 <= code <= 599 else "error"
             children = (
                 self.kube_requests.labels(verb_label, resource_label, code_label),
@@ -393,23 +297,27 @@ class BrokerMetrics:
 
     # -- callers ----------------------------------------------------------------------------------------------
 
-    def auth_failure(self, method: AuthMethod, reason: AuthReason) -> None:
-        self.auth_failures.labels(_one_of(method, _AUTH_METHODS), _one_of(reason, _AUTH_REASONS)).inc()
+    def auth_failure(self, method: vocab.AuthMethod, reason: vocab.AuthReason) -> None:
+        self.auth_failures.labels(
+            vocab.one_of(method, vocab.AUTH_METHODS), vocab.one_of(reason, vocab.AUTH_REASONS)
+        ).inc()
 
     def rate_limited_request(self) -> None:
         self.rate_limited.inc()
 
-    def jwks_refreshed(self, source: JwksSource, outcome: JwksOutcome) -> None:
+    def jwks_refreshed(self, source: vocab.JwksSource, outcome: vocab.JwksOutcome) -> None:
         """`source` is the kind of key set, never an issuer URL (an OIDC issuer is named by tokens)."""
-        self.jwks_refresh.labels(_one_of(source, _JWKS_SOURCES), _one_of(outcome, _JWKS_OUTCOMES)).inc()
+        self.jwks_refresh.labels(
+            vocab.one_of(source, vocab.JWKS_SOURCES), vocab.one_of(outcome, vocab.JWKS_OUTCOMES)
+        ).inc()
 
     # -- janitor ----------------------------------------------------------------------------------------------
 
-    def janitor_run(self, outcome: RunOutcome) -> None:
-        self.janitor_runs.labels(_one_of(outcome, _RUN_OUTCOMES)).inc()
+    def janitor_run(self, outcome: vocab.RunOutcome) -> None:
+        self.janitor_runs.labels(vocab.one_of(outcome, vocab.RUN_OUTCOMES)).inc()
 
-    def janitor_deleted(self, resource: JanitorResource, count: int = 1) -> None:
-        self.janitor_deletions.labels(_one_of(resource, _JANITOR_RESOURCES)).inc(count)
+    def janitor_deleted(self, resource: vocab.JanitorResource, count: int = 1) -> None:
+        self.janitor_deletions.labels(vocab.one_of(resource, vocab.JANITOR_RESOURCES)).inc(count)
 
     def set_janitor_leader(self, leader: bool) -> None:
         self.janitor_leader.set(1 if leader else 0)
@@ -422,7 +330,7 @@ class BrokerMetrics:
             self.audit_sink_lag_events.labels(sink).set(0)
             self.audit_sink_lag_seconds.labels(sink).set(0)
             self.audit_sink_delivered.labels(sink)
-            for kind in _SINK_FAILURES:
+            for kind in vocab.SINK_FAILURES:
                 self.audit_sink_failures.labels(sink, kind)
 
     def set_sink_lag(self, sink: str, events: int, seconds: float) -> None:
@@ -432,17 +340,19 @@ class BrokerMetrics:
     def sink_delivered(self, sink: str, count: int) -> None:
         self.audit_sink_delivered.labels(sink).inc(count)
 
-    def sink_failure(self, sink: str, kind: SinkFailureKind | Other) -> None:
-        self.audit_sink_failures.labels(sink, _one_of(kind, _SINK_FAILURES)).inc()
+    def sink_failure(self, sink: str, kind: vocab.SinkFailureKind | vocab.Other) -> None:
+        self.audit_sink_failures.labels(sink, vocab.one_of(kind, vocab.SINK_FAILURES)).inc()
 
     # -- process ----------------------------------------------------------------------------------------------
 
-    def config_reload(self, outcome: RunOutcome) -> None:
-        self.config_reloads.labels(_one_of(outcome, _RUN_OUTCOMES)).inc()
+    def config_reload(self, outcome: vocab.RunOutcome) -> None:
+        self.config_reloads.labels(vocab.one_of(outcome, vocab.RUN_OUTCOMES)).inc()
 
-    def set_tls_certificate_expiry(self, certificate: CertificateKind, not_after: datetime) -> None:
+    def set_tls_certificate_expiry(self, certificate: vocab.CertificateKind, not_after: datetime) -> None:
         """`not_after` must be timezone-aware (cryptography's `not_valid_after_utc`)."""
-        self.tls_certificate_expiry.labels(_one_of(certificate, _CERTIFICATES)).set(not_after.timestamp())
+        self.tls_certificate_expiry.labels(vocab.one_of(certificate, vocab.CERTIFICATES)).set(
+            not_after.timestamp()
+        )
 
 
 # The default registry: what the metrics listener serves.

@@ -11,7 +11,7 @@ from aiohttp import web
 from cryptography import x509
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from broker import metrics
+from broker import metric_labels, metrics
 from broker.http.access_log import RedactingAccessLogger
 from broker.http.tls import server_ssl_context
 from broker.http.tls_reload import ReloadingServerTLS
@@ -74,7 +74,7 @@ async def serve_metrics(server: ServerConfig) -> tuple[web.AppRunner, str]:
 
 def publish_tls_expiry(cert_file: Path, client_ca: Path | None) -> None:
     """notAfter of the serving certificate and the client CA, for the "certificate expiring soon" alert."""
-    files: tuple[tuple[metrics.CertificateKind, Path | None], ...] = (
+    files: tuple[tuple[metric_labels.CertificateKind, Path | None], ...] = (
         ("server", cert_file),
         ("client_ca", client_ca),
     )

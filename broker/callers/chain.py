@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker import metrics
+from broker import metric_labels, metrics
 from broker.callers.api_key import API_KEY_HEADER
 from broker.callers.base import Authenticator, CallerRequest
 from broker.callers.bearer import bearer_value, looks_like_jwt
@@ -63,7 +63,7 @@ class AuthenticatorChain:
         )
 
 
-def offered_method(request: CallerRequest) -> metrics.AuthMethod | None:
+def offered_method(request: CallerRequest) -> metric_labels.AuthMethod | None:
     """The kind of credential a request carries, whoever would check it; None when it carries none.
 
     A bearer value shaped like a JWT may be for OIDC or for TokenReview: "none" says only that one came.
@@ -78,7 +78,7 @@ def offered_method(request: CallerRequest) -> metrics.AuthMethod | None:
     return None
 
 
-_METHODS: dict[str, metrics.AuthMethod] = {
+_METHODS: dict[str, metric_labels.AuthMethod] = {
     "mtls": "mtls",
     "api-key": "api_key",
     "oidc": "oidc",
@@ -86,7 +86,7 @@ _METHODS: dict[str, metrics.AuthMethod] = {
 }
 
 # the `reason` label of each kind of refused credential
-_REASONS: dict[ErrorKind, metrics.AuthReason] = {
+_REASONS: dict[ErrorKind, metric_labels.AuthReason] = {
     ErrorKind.CREDENTIAL_MISSING: "missing",
     ErrorKind.CREDENTIAL_NOT_ACCEPTED: "not_accepted",
     ErrorKind.CREDENTIAL_MALFORMED: "malformed",
@@ -102,11 +102,11 @@ _REASONS: dict[ErrorKind, metrics.AuthReason] = {
 }
 
 
-def _method(authenticator: Authenticator) -> metrics.AuthMethod:
+def _method(authenticator: Authenticator) -> metric_labels.AuthMethod:
     return _METHODS.get(str(getattr(authenticator, "method", "")), "none")
 
 
-def failure_kind(exc: BrokerError) -> metrics.AuthReason:
+def failure_kind(exc: BrokerError) -> metric_labels.AuthReason:
     """A low-cardinality label for a refused credential (the full reason goes to the log, not the metric)."""
     if exc.status >= 500:
         return "unavailable"

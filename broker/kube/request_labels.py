@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from broker.metrics import OTHER, KubeResource, KubeVerb, Other
+from broker.metric_labels import OTHER, KubeResource, KubeVerb, Other
 
 _RESOURCES: Final[dict[str, KubeResource]] = {
     "serviceaccounts": "serviceaccounts",

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from broker import metrics
+from broker import metric_labels, metrics
 from broker.audit.store import AuditStore
 from broker.domain.errors import DENIALS, BrokerError, ErrorKind, unprocessable
 from broker.domain.identity import Caller
@@ -34,7 +34,7 @@ from .trail import IssuanceTrail
 log = logging.getLogger(__name__)
 
 # the label each kind of refusal or failure is counted under
-_DENIED: dict[ErrorKind, metrics.DenyKind] = {
+_DENIED: dict[ErrorKind, metric_labels.DenyKind] = {
     ErrorKind.UNKNOWN_ROLE: "unknown_role",
     ErrorKind.NO_GRANT: "no_grant",
     ErrorKind.NAMESPACE: "namespace",
@@ -43,7 +43,7 @@ _DENIED: dict[ErrorKind, metrics.DenyKind] = {
     ErrorKind.AUDIENCE: "audience",
     ErrorKind.INVALID_REQUEST: "invalid_request",
 }
-_FAILED: dict[ErrorKind, metrics.FailKind] = {
+_FAILED: dict[ErrorKind, metric_labels.FailKind] = {
     ErrorKind.UPSTREAM_REFUSED: "upstream_refused",
     ErrorKind.UPSTREAM_UNAVAILABLE: "upstream_unavailable",
     ErrorKind.VERIFICATION: "verification",

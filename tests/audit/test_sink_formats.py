@@ -13,7 +13,7 @@ from cloudevents.core.formats.json import JSONFormat
 from pydantic import ValidationError
 from sinks_support import ocsf_errors, ocsf_validator
 
-from broker import metrics
+from broker import metric_labels
 from broker.audit import SecretBinding
 from broker.audit.chain import GENESIS, ChainedEvent, emitted_hash, link_hash
 from broker.audit.records import AuditRecord
@@ -198,4 +198,4 @@ def test_several_sinks_at_once() -> None:
 
 
 def test_the_failure_kinds_are_the_metrics_vocabulary() -> None:
-    assert {k.value for k in FailureKind} == set(get_args(metrics.SinkFailureKind))
+    assert {k.value for k in FailureKind} == set(get_args(metric_labels.SinkFailureKind))

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from broker import metrics
+from broker import metric_labels
 from broker.app.stores import make_sql_store
 from broker.audit import AuditRecord
 from broker.audit.store import AuditStore
@@ -122,8 +122,8 @@ def test_request_labels(
 )
 def test_request_labels_stay_in_the_vocabularies(method: str, path: str) -> None:
     verb, resource = request_labels(method, "/" + path)
-    assert verb in metrics._KUBE_VERBS | {"other"}
-    assert resource in metrics._KUBE_RESOURCES | {"other"}
+    assert verb in metric_labels.KUBE_VERBS | {"other"}
+    assert resource in metric_labels.KUBE_RESOURCES | {"other"}
 
 
 # -- the client against the simulator -------------------------------------------------------------------------

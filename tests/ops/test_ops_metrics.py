@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from ops_tools import run, tool
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from broker import metrics
-from broker.metrics import BrokerMetrics, namespace_label, status_class
+from broker import metric_labels, metrics
+from broker.metric_labels import namespace_label, status_class
+from broker.metrics import BrokerMetrics
 
 EXPECTED_NAMES = {
     "token_broker_tokens_issued_total",
@@ -232,11 +233,11 @@ def test_caller_supplied_strings_never_become_label_values(
     m.jwks_refreshed(resource, "success")  # type: ignore[arg-type]
     allowed = {
         "method": {"mtls", "api_key", "oidc", "kubernetes", "none", "other"},
-        "reason": set(metrics._AUTH_REASONS) | {"other"},
-        "verb": set(metrics._KUBE_VERBS) | {"other"},
-        "resource": set(metrics._KUBE_RESOURCES) | {"other"},
-        "reason_kind": set(metrics._DENY_KINDS) | {"other"},
-        "kind": set(metrics._FAIL_KINDS) | {"other"},
+        "reason": set(metric_labels.AUTH_REASONS) | {"other"},
+        "verb": set(metric_labels.KUBE_VERBS) | {"other"},
+        "resource": set(metric_labels.KUBE_RESOURCES) | {"other"},
+        "reason_kind": set(metric_labels.DENY_KINDS) | {"other"},
+        "kind": set(metric_labels.FAIL_KINDS) | {"other"},
         "source": {"cluster", "oidc", "other"},
     }
     for family in registry.collect():
