@@ -1,4 +1,4 @@
-"""Shared fixtures: a running Kubernetes API simulator, and `run_kubectl` to drive the real kubectl against it."""
+"""Shared fixtures: a running Kubernetes API simulator and broker clients of it (kubectl: support.processes)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from backends import control_plane, control_plane_binaries
-from kubesim_harness import KUBECTL, MakeClient, kubectl_env, run_kubectl
+from kubesim_harness import MakeClient
 from support.retry import FAST_RETRY
 
 from broker.kube import Cluster, RetryPolicy
@@ -15,12 +15,9 @@ from kubesim import KubeSim, SimOptions
 
 __all__ = [
     "FAST_RETRY",
-    "KUBECTL",
     "MakeClient",
     "control_plane",
     "control_plane_binaries",
-    "kubectl_env",
-    "run_kubectl",
 ]
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from support.openssl import client_cert, make_ca
 
 from broker._kits.pki import CertificateAuthority
 from broker.callers import CallerRequest, MtlsAuthenticator
@@ -15,38 +15,8 @@ from broker.domain.errors import BrokerError
 from broker.domain.identity import Caller
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def openssl_ca(directory: Path) -> None:
-    openssl("genrsa", "-out", "ca.key", "2048", cwd=directory)
-    openssl(
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "ca.key",
-        "-subj",
-        "/CN=test-ca",
-        "-days",
-        "1",
-        "-out",
-        "ca.crt",
-        cwd=directory,
-    )
-
-
-def openssl_client_cert(directory: Path, subject: str, stem: str = "u") -> Path:
-    """The manual flow an administrator follows for a kube-apiserver user."""
-    openssl("genrsa", "-out", f"{stem}.key", "2048", cwd=directory)
-    openssl("req", "-new", "-key", f"{stem}.key", "-subj", subject, "-out", f"{stem}.csr", cwd=directory)
-    openssl(
-        "x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", f"{stem}.crt", "-days", "1",
-        cwd=directory,
-    )  # fmt: skip
-    return directory / f"{stem}.crt"
+def user_cert(directory: Path, subject: str, stem: str = "u") -> Path:
+    return client_cert(directory, directory / "ca.crt", directory / "ca.key", subject, stem)[0]
 
 
 def der_of(pem_path: Path) -> bytes:
@@ -56,7 +26,7 @@ def der_of(pem_path: Path) -> bytes:
 @pytest.fixture(scope="module")
 def openssl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("openssl")
-    openssl_ca(directory)
+    make_ca(directory)
     return directory
 
 
@@ -69,13 +39,13 @@ async def test_broker_pki_certificate() -> None:
 
 
 async def test_openssl_certificate_from_the_manual_flow(openssl_dir: Path) -> None:
-    cert = openssl_client_cert(openssl_dir, "/CN=jenkins/O=ci")
+    cert = user_cert(openssl_dir, "/CN=jenkins/O=ci")
     caller = await MtlsAuthenticator().authenticate(CallerRequest(peer_cert_der=der_of(cert)))
     assert caller == Caller(user="jenkins", groups=("ci",), method="mtls")
 
 
 async def test_openssl_certificate_with_several_organizations(openssl_dir: Path) -> None:
-    cert = openssl_client_cert(openssl_dir, "/CN=alice/O=ci/O=system:masters/O=team a", stem="multi")
+    cert = user_cert(openssl_dir, "/CN=alice/O=ci/O=system:masters/O=team a", stem="multi")
     caller = await MtlsAuthenticator().authenticate(CallerRequest(peer_cert_der=der_of(cert)))
     assert caller is not None
     assert caller.user == "alice"
@@ -84,13 +54,13 @@ async def test_openssl_certificate_with_several_organizations(openssl_dir: Path)
 
 
 async def test_certificate_without_organization_has_no_groups(openssl_dir: Path) -> None:
-    cert = openssl_client_cert(openssl_dir, "/CN=robot", stem="nogroups")
+    cert = user_cert(openssl_dir, "/CN=robot", stem="nogroups")
     caller = await MtlsAuthenticator().authenticate(CallerRequest(peer_cert_der=der_of(cert)))
     assert caller == Caller(user="robot", groups=(), method="mtls")
 
 
 async def test_certificate_without_common_name_is_refused(openssl_dir: Path) -> None:
-    cert = openssl_client_cert(openssl_dir, "/O=ci", stem="nocn")
+    cert = user_cert(openssl_dir, "/O=ci", stem="nocn")
     with pytest.raises(BrokerError) as info:
         await MtlsAuthenticator().authenticate(CallerRequest(peer_cert_der=der_of(cert)))
     assert info.value.status == 401

@@ -4,8 +4,6 @@ simulator and the real kube-apiserver answer. Reviews are counted in each server
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 from backends import BACKENDS, fresh_name, kubectl_binary
 from cluster_admin import ClusterAdmin
 from oidc_issuer import AUDIENCE, Clock, policy_from, serve_edge
+from support.processes import kubectl
 
 from broker.callers import (
     CallerRequest,
@@ -50,19 +49,7 @@ class Backend:
         return f"system:serviceaccount:{self.namespace}:{account}"
 
     async def run(self, kubeconfig: Path, *args: str) -> str:
-        home = kubeconfig.parent / ".kubectl-home"
-        home.mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and k != "KUBECONFIG"}
-        env["HOME"] = str(home)
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [self.kubectl, "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
-            check=False,
-        )
+        done = await kubectl(kubeconfig, *args, binary=self.kubectl)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 

@@ -3,12 +3,8 @@ each way a broker URL can fail."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,29 +14,6 @@ from aiohttp import web
 
 from broker._kits.pki import CertificateAuthority, write_private
 from broker.http.tls import server_ssl_context
-
-VENV_BIN = Path(sys.executable).parent
-TOKEN_BROKER = str(VENV_BIN / "token-broker")
-
-
-def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    dropped = {"KUBECONFIG", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "TOKEN_BROKER_URL"}
-    env = {k: v for k, v in os.environ.items() if k.upper() not in dropped and k != "TOKEN_BROKER_API_KEY"}
-    env.update(HOME=str(home), PATH=f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}", **extra)
-    return env
-
-
-async def token_broker(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as its own process, off the event loop so in-process servers keep answering."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [TOKEN_BROKER, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(home, **env),
-        check=False,
-    )
 
 
 @dataclass

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_support import Pki, token_broker
+from cli_support import Pki
+from support.processes import token_broker
 
 from broker import render
 from broker.cli.exit_codes import ExitCode

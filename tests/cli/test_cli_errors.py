@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cli_support import Canned, Pki, canned_server, closed_port, silent_port, token_broker
+from cli_support import Canned, Pki, canned_server, closed_port, silent_port
+from support.processes import TOKEN_BROKER, kubectl, token_broker
 
 from broker.cli.exit_codes import ExitCode
-
-KUBECTL = "/usr/bin/kubectl"
 
 
 @pytest.fixture
@@ -219,7 +218,7 @@ async def test_through_kubectl_the_plugin_says_it_in_one_line(tmp_path: Path) ->
                         "user": {
                             "exec": {
                                 "apiVersion": "client.authentication.k8s.io/v1",
-                                "command": str(Path(token_broker.__globals__["TOKEN_BROKER"])),
+                                "command": TOKEN_BROKER,
                                 "args": ["credential", "--broker", url, "--role", "deployer"],
                                 "interactiveMode": "Never",
                             }
@@ -231,20 +230,7 @@ async def test_through_kubectl_the_plugin_says_it_in_one_line(tmp_path: Path) ->
             }
         )
     )
-    import asyncio
-    import subprocess
-
-    from cli_support import cli_env
-
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "whoami"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(tmp_path),
-        check=False,
-    )
+    result = await kubectl(kubeconfig, "auth", "whoami", home=tmp_path)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("token-broker: ")]

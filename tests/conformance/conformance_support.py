@@ -3,7 +3,6 @@ that differ by nature (uids, resource versions, times, tokens, addresses) are re
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -16,7 +15,7 @@ from typing import Any
 import aiohttp
 from backends import kubectl_binary
 from cluster_admin import Cluster, client_ssl
-from kubesim_harness import kubectl_env
+from support.processes import kubectl
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 ADMIN = ("admin", ("system:masters",))
@@ -135,16 +134,7 @@ class Peer:
 
     async def kubectl_with(self, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
         """That kubectl with a kubeconfig of the caller's; its discovery cache beside the kubeconfig."""
-        command = [kubectl_binary(real=True), "--kubeconfig", str(kubeconfig), *args]
-        return await asyncio.to_thread(
-            subprocess.run,
-            command,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=kubectl_env(kubeconfig.parent),
-            check=False,
-        )
+        return await kubectl(kubeconfig, *args, home=kubeconfig.parent, binary=kubectl_binary(real=True))
 
 
 @dataclass

@@ -3,7 +3,6 @@ and against the real control plane; `sim_stack` is for the few that need the sim
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,7 +11,8 @@ from typing import Any
 
 import pytest
 from backends import BACKENDS, cluster_kwargs, kubectl_binary
-from e2e_support import clean_env, stack_at
+from e2e_support import stack_at
+from support import processes
 
 from broker.cli.demo_stack import DemoStack
 
@@ -60,14 +60,6 @@ def kubectl(request: pytest.FixtureRequest) -> Kubectl:
     async def run(
         kubeconfig: Path, *args: str, home: Path, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(
-            subprocess.run,
-            [binary, "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=clean_env(home),
-            check=False,
-        )
+        return await processes.kubectl(kubeconfig, *args, home=home, binary=binary, timeout=timeout)
 
     return run

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from support.processes import TOKEN_BROKER, clean_env
 
 from broker.cli.demo_stack import DemoStack
 
 # the bin directory of the interpreter running the tests: where pip put the token-broker entry point (the
 # project's .venv under make, .venv-3.13 under make test-py313, any other environment that installed it)
-VENV_BIN = Path(sys.executable).parent
 
 
 def stack_at(root: Path, **kwargs: Any) -> DemoStack:
@@ -43,48 +41,10 @@ async def post_token(
         return resp.status, dict(resp.headers), await resp.text()
 
 
-def clean_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and k != "KUBECONFIG"}
-    env["HOME"] = str(home)
-    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-    return env
-
-
-def openssl_client_cert(
-    workdir: Path, ca_cert: Path, ca_key: Path, subject: str, name: str
-) -> tuple[Path, Path]:
-    """A caller certificate made exactly like the manual flow: genrsa, req -subj, x509 -req -CA."""
-    key = workdir / f"{name}.key"
-    csr = workdir / f"{name}.csr"
-    crt = workdir / f"{name}.crt"
-    for cmd in (
-        ["openssl", "genrsa", "-out", str(key), "2048"],
-        ["openssl", "req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr)],
-        [
-            "openssl",
-            "x509",
-            "-req",
-            "-in",
-            str(csr),
-            "-CA",
-            str(ca_cert),
-            "-CAkey",
-            str(ca_key),
-            "-CAcreateserial",
-            "-out",
-            str(crt),
-            "-days",
-            "1",
-        ],
-    ):
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-    return crt, key
-
-
 async def serve(config: Path, home: Path) -> tuple[asyncio.subprocess.Process, str]:
     """`token-broker serve` as its own process; returns it and its API URL once it logs "broker listening"."""
     proc = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "token-broker"),
+        TOKEN_BROKER,
         "serve",
         "--config",
         str(config),

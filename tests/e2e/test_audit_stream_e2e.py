@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
-from e2e_support import VENV_BIN, clean_env, mtls_context, post_token, stack_at
+from e2e_support import mtls_context, post_token, stack_at
+from support.processes import TOKEN_BROKER, run
 
 
 async def wait_for(predicate, what: str, timeout: float = 30) -> None:
@@ -21,14 +22,7 @@ async def wait_for(predicate, what: str, timeout: float = 30) -> None:
 
 
 def verify(config: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV_BIN / "token-broker"), "audit", "verify", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(home),
-        check=False,
-    )
+    return run([TOKEN_BROKER, "audit", "verify", "--config", str(config), *args], home=home)
 
 
 async def test_the_broker_streams_signs_and_verifies(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 from backends import REAL
-from e2e_support import VENV_BIN, clean_env, mtls_context, openssl_client_cert, post_token
+from e2e_support import mtls_context, post_token
+from support.openssl import client_cert
+from support.processes import TOKEN_BROKER, clean_env
 
 from broker.cli.demo_stack import DemoStack
 
@@ -39,7 +41,7 @@ async def correlate_api(stack: DemoStack, ctx: ssl.SSLContext, body: bytes, **pa
 
 async def cli(stack: DemoStack, cert: Path, key: Path, *args: str, home: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "token-broker"),
+        TOKEN_BROKER,
         "audit",
         "correlate",
         "--broker",
@@ -69,7 +71,7 @@ async def wait_in_log(log: Path, needle: str, count: int, timeout: float = 30) -
 
 @pytest.mark.parametrize("backend", [pytest.param("real", marks=REAL)], indirect=True)
 async def test_a_tokens_requests_are_listed_under_its_issuance(stack, kubectl, tmp_path: Path) -> None:
-    jenkins = openssl_client_cert(
+    jenkins = client_cert(
         tmp_path, stack.paths.client_ca, stack.paths.client_ca_key, "/CN=jenkins/O=ci", "jenkins"
     )
     status, _, text = await post_token(

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_support import VENV_BIN, clean_env
+from support.processes import TOKEN_BROKER, clean_env, run
 
 
 def free_port() -> int:
@@ -19,21 +19,14 @@ def free_port() -> int:
 
 
 def run_shell(script: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["/bin/sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(home),
-        check=False,
-    )
+    return run(["/bin/sh", "-c", script], home=home)
 
 
 @pytest.mark.kubectl
 async def test_demo_on_chosen_ports_prints_commands_that_work(tmp_path: Path) -> None:
     api, metrics, kube = free_port(), free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "token-broker"),
+        TOKEN_BROKER,
         "demo",
         "--state-dir",
         str(tmp_path / "demo"),

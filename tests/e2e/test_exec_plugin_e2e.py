@@ -4,7 +4,6 @@ token; after a revocation kubectl gets a fresh token (or the broker's refusal) w
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import stat
@@ -15,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 from backends import kubectl_binary
-from e2e_support import VENV_BIN, clean_env, stack_at
+from e2e_support import stack_at
+from support import processes
 
 from broker.audit import AuditFilter
 from broker.cli.demo_stack import DEMO_NAMESPACE, DemoStack
@@ -50,23 +50,19 @@ def key_file(tmp_path: Path, name: str, value: str) -> Path:
     return path
 
 
-async def run(home: Path, args: list[str], path: str | None) -> subprocess.CompletedProcess[str]:
-    env = clean_env(home)
-    if path is not None:
-        env["PATH"] = path
-    return await asyncio.to_thread(
-        subprocess.run, args, capture_output=True, text=True, timeout=60, env=env, check=False
-    )
+def _path(path: str | None) -> dict[str, str]:
+    return {"PATH": path} if path is not None else {}
 
 
 async def token_broker(home: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
-    return await run(home, [str(VENV_BIN / "token-broker"), *args], path)
+    return await processes.token_broker(*args, home=home, **_path(path))
 
 
 async def kubectl(
     home: Path, kubeconfig: Path, *args: str, path: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return await run(home, [kubectl_binary(real=False), "--kubeconfig", str(kubeconfig), *args], path)
+    binary = kubectl_binary(real=False)
+    return await processes.kubectl(kubeconfig, *args, home=home, binary=binary, **_path(path))
 
 
 def endpoint(stack: DemoStack) -> list[str]:
@@ -242,7 +238,7 @@ async def test_kubeconfig_runs_the_plugin_by_its_absolute_path(stack: DemoStack,
         home, "kubeconfig", *endpoint(stack), "--api-key-file", str(a), "--out", str(out), path=bare_path
     )
     assert made.returncode == 0, made.stderr
-    plugin = str(VENV_BIN / "token-broker")
+    plugin = processes.TOKEN_BROKER
     assert f"the contexts run {plugin} (this token-broker; change it with --command)" in made.stderr
     users = yaml.safe_load(out.read_text())["users"]
     assert {u["user"]["exec"]["command"] for u in users} == {plugin}

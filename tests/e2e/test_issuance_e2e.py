@@ -13,7 +13,9 @@ import pytest
 import yaml
 from backends import fresh_name
 from cluster_admin import ClusterAdmin
-from e2e_support import VENV_BIN, clean_env, mtls_context, openssl_client_cert, post_token
+from e2e_support import mtls_context, post_token
+from support.openssl import client_cert
+from support.processes import TOKEN_BROKER, clean_env
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
@@ -21,7 +23,7 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 @pytest.fixture
 def jenkins(stack, tmp_path: Path) -> tuple[Path, Path]:
     p = stack.paths
-    return openssl_client_cert(tmp_path, p.client_ca, p.client_ca_key, "/CN=jenkins/O=ci", "jenkins")
+    return client_cert(tmp_path, p.client_ca, p.client_ca_key, "/CN=jenkins/O=ci", "jenkins")
 
 
 async def test_openssl_caller_gets_a_token_kubectl_accepts(stack, jenkins, kubectl, tmp_path: Path) -> None:
@@ -66,7 +68,7 @@ async def test_exec_plugin_kubeconfig_works_with_kubectl(stack, jenkins, kubectl
     cert, key = jenkins
     out = tmp_path / "exec.kubeconfig"
     proc = await asyncio.create_subprocess_exec(
-        str(VENV_BIN / "token-broker"),
+        TOKEN_BROKER,
         "kubeconfig",
         "--broker",
         stack.broker_url,

@@ -6,12 +6,12 @@ import asyncio
 import os
 import signal
 import ssl
-import subprocess
 from pathlib import Path
 
 import aiohttp
 import pytest
-from e2e_support import VENV_BIN, clean_env, mtls_context, post_token, serve, stack_at
+from e2e_support import mtls_context, post_token, serve, stack_at
+from support.processes import TOKEN_BROKER, run
 
 from broker._kits.pki import CertificateAuthority, write_private
 
@@ -68,14 +68,7 @@ def test_config_check_names_file_and_key(tmp_path: Path) -> None:
         '[server]\ntls_cert = "a"\ntls_key = "b"\n[[clusters]]\nname = "x"\nin_cluster = true\n'
         '[[roles]]\nname = "r"\nservice_account = "s"\nnamespaces = ["d"]\nmax_ttl = "nope"\n'
     )
-    result = subprocess.run(
-        [str(VENV_BIN / "token-broker"), "config", "check", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(tmp_path),
-        check=False,
-    )
+    result = run([TOKEN_BROKER, "config", "check", str(bad)], home=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert str(bad) in result.stderr

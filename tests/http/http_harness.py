@@ -9,26 +9,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import secrets
 import ssl
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from support.openssl import client_cert, make_ca
+from support.served import TestPki, make_pki, request, serve
 
 from broker._kits.pki import CertificateAuthority
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
 from broker.domain.errors import ErrorKind, forbidden
 from broker.domain.identity import Caller
-from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
+from broker.http import build_http_app
 from broker.usecases.ports import IssuedToken, IssueRequest, RoleInfo
 
 API_KEY = "tb_build_Zk3q9v7PnX2sLr8Wd4Hc"
@@ -105,76 +103,18 @@ class FakeIssuer:
         return list(self.failing)
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-@dataclass(frozen=True)
-class Pki:
-    directory: Path
-    server_ca: CertificateAuthority
-    client_ca: CertificateAuthority
-
-    def path(self, name: str) -> Path:
-        return self.directory / name
-
-    def client_context(self, cert: str | None = None) -> ssl.SSLContext:
-        """A client TLS context trusting the server CA; with `cert`, presenting <cert>.crt/<cert>.key."""
-        ctx = ssl.create_default_context(cafile=str(self.path("server-ca.crt")))
-        if cert is not None:
-            ctx.load_cert_chain(self.path(f"{cert}.crt"), self.path(f"{cert}.key"))
-        return ctx
-
-
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    server_ca = CertificateAuthority.generate("test-server-ca")
-    client_ca = CertificateAuthority.generate("test-client-ca")
-    served = server_ca.issue_server_cert(["127.0.0.1", "localhost"])
-    files = {
-        "server-ca.crt": server_ca.cert_pem,
-        "server.crt": served.cert_pem,
-        "server.key": served.key_pem,
-    }
-    for name, (cn, orgs) in {
-        "jenkins": ("jenkins", ["ci", "deployers"]),
-        "alice": ("alice", ["ops"]),
-    }.items():
-        issued = client_ca.issue_client_cert(cn, orgs)
-        files[f"{name}.crt"] = issued.cert_pem
-        files[f"{name}.key"] = issued.key_pem
-    stranger = CertificateAuthority.generate("untrusted-ca").issue_client_cert("mallory", ["ci"])
-    files["stranger.crt"] = stranger.cert_pem
-    files["stranger.key"] = stranger.key_pem
-    for name, data in files.items():
-        (directory / name).write_bytes(data)
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    callers = {"jenkins": ("jenkins", ["ci", "deployers"]), "alice": ("alice", ["ops"])}
+    pki = make_pki(tmp_path_factory.mktemp("pki"), callers)
+    pki.write_client("stranger", "mallory", ["ci"], ca=CertificateAuthority.generate("untrusted-ca"))
     # the manual flow an administrator follows with openssl, with its own CA
-    openssl("genrsa", "-out", "ossl-ca.key", "2048", cwd=directory)
-    openssl(
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "ossl-ca.key",
-        "-subj",
-        "/CN=ossl-ca",
-        "-days",
-        "1",
-        "-out",
-        "ossl-ca.crt",
-        cwd=directory,
-    )
-    for stem, subject in {"ossl": "/CN=jenkins/O=ci", "nocn": "/O=ci"}.items():
-        openssl("genrsa", "-out", f"{stem}.key", "2048", cwd=directory)
-        openssl("req", "-new", "-key", f"{stem}.key", "-subj", subject, "-out", f"{stem}.csr", cwd=directory)
-        openssl(
-            "x509", "-req", "-in", f"{stem}.csr", "-CA", "ossl-ca.crt", "-CAkey", "ossl-ca.key", "-CAcreateserial",
-            "-out", f"{stem}.crt", "-days", "1", cwd=directory,
-        )  # fmt: skip
+    ossl_ca = make_ca(pki.directory, "ossl-ca", "/CN=ossl-ca")
+    client_cert(pki.directory, *ossl_ca, "/CN=jenkins/O=ci", "ossl")
+    client_cert(pki.directory, *ossl_ca, "/O=ci", "nocn")
     # the broker trusts both client CAs
-    (directory / "client-cas.crt").write_bytes(client_ca.cert_pem + (directory / "ossl-ca.crt").read_bytes())
-    return Pki(directory, server_ca, client_ca)
+    pki.path("client-cas.crt").write_bytes(pki.client_ca.cert_pem + ossl_ca[0].read_bytes())
+    return pki
 
 
 @dataclass
@@ -182,7 +122,7 @@ class Broker:
     url: str
     issuer: FakeIssuer
     chain: AuthenticatorChain
-    pki: Pki
+    pki: TestPki
     session: aiohttp.ClientSession
 
     def context(self, cert: str | None = None) -> ssl.SSLContext:
@@ -198,17 +138,15 @@ class Broker:
         json_body: Any = None,
         data: bytes | str | None = None,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
-        kwargs: dict[str, Any] = {"headers": headers or {}, "ssl": self.context(cert)}
-        if json_body is not None:
-            kwargs["json"] = json_body
-        if data is not None:
-            kwargs["data"] = data
-        async with self.session.request(method, self.url + path, **kwargs) as response:
-            return response, await response.read()
+        ctx = self.context(cert)
+        url = self.url + path
+        return await request(
+            self.session, method, url, ssl_context=ctx, headers=headers, json_body=json_body, data=data
+        )
 
 
 @pytest.fixture
-async def broker(pki: Pki) -> AsyncIterator[Broker]:
+async def broker(pki: TestPki) -> AsyncIterator[Broker]:
     issuer = FakeIssuer()
     chain = AuthenticatorChain(
         [
@@ -219,15 +157,10 @@ async def broker(pki: Pki) -> AsyncIterator[Broker]:
         ]
     )
     app = build_http_app(authenticator=chain, issuance=issuer, max_body_bytes=MAX_BODY)
-    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
-    await runner.setup()
-    ssl_ctx = server_ssl_context(pki.path("server.crt"), pki.path("server.key"), pki.path("client-cas.crt"))
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_ctx)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, url = await serve(app, pki, client_cas="client-cas.crt")
     timeout = aiohttp.ClientTimeout(total=15)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        yield Broker(f"https://127.0.0.1:{port}", issuer, chain, pki, session)
+        yield Broker(url, issuer, chain, pki, session)
     await runner.cleanup()
 
 
@@ -235,17 +168,3 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
-
-
-def assert_problem(response: aiohttp.ClientResponse, body: bytes, status: int) -> dict[str, Any]:
-    """Every error is application/problem+json with type, title, status and detail, and a request id."""
-    assert response.status == status, body
-    assert response.content_type == "application/problem+json", response.content_type
-    doc = json.loads(body)
-    assert isinstance(doc, dict)
-    assert {"type", "title", "status", "detail"} <= doc.keys()
-    assert doc["status"] == status
-    assert isinstance(doc["title"], str) and doc["title"]
-    assert isinstance(doc["detail"], str) and doc["detail"]
-    assert response.headers["X-Request-ID"] == doc["request_id"]
-    return doc

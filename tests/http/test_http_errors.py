@@ -6,7 +6,8 @@ import json
 import logging
 
 import pytest
-from http_harness import API_KEY, MAX_BODY, Broker, assert_problem
+from http_harness import API_KEY, MAX_BODY, Broker
+from support.served import assert_problem
 
 from broker.domain.errors import BrokerError, ErrorKind, forbidden, unavailable, upstream_refused
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from http_harness import API_KEY, ROLES, Broker, assert_problem
+from http_harness import API_KEY, ROLES, Broker
+from support.served import assert_problem
 
 from broker.domain.errors import unavailable
 from broker.http.models import RoleList, WhoAmI

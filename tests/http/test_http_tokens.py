@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 import yaml
-from http_harness import API_KEY, CLUSTER_CA_PEM, Broker, assert_problem
+from http_harness import API_KEY, CLUSTER_CA_PEM, Broker
+from support.served import assert_problem
 
 from broker.domain.identity import Caller
 from broker.http.models import ExecCredential, TokenResponse

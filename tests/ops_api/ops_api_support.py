@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,16 +18,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 from support.retry import FAST_RETRY
+from support.served import TestPki, make_pki, request, serve
 
 from broker._kits.jwt import decode_unverified
-from broker._kits.pki import CertificateAuthority, write_private
+from broker._kits.pki import write_private
 from broker.app.stores import make_sql_store
 from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
 from broker.callers import ApiKeyAuthenticator, AuthenticatorChain, MtlsAuthenticator
 from broker.domain.errors import ErrorKind, forbidden
 from broker.domain.identity import Caller
 from broker.domain.records import token_sha256
-from broker.http import RedactingAccessLogger, build_http_app, server_ssl_context
+from broker.http import build_http_app
 from broker.kube import Cluster, ClusterTokenVerifier
 from broker.settings import AuditSettings
 from broker.usecases.access import Visibility
@@ -92,35 +92,12 @@ class NoIssuer:
         return []
 
 
-@dataclass(frozen=True)
-class Pki:
-    directory: Path
-
-    def path(self, name: str) -> Path:
-        return self.directory / name
-
-
-def make_pki(directory: Path) -> Pki:
-    directory.mkdir(parents=True, exist_ok=True)
-    server_ca = CertificateAuthority.generate("ops-api-server-ca")
-    client_ca = CertificateAuthority.generate("ops-api-client-ca")
-    served = server_ca.issue_server_cert(["127.0.0.1", "localhost"])
-    (directory / "server-ca.crt").write_bytes(server_ca.cert_pem)
-    (directory / "server.crt").write_bytes(served.cert_pem)
-    write_private(directory / "server.key", served.key_pem)
-    (directory / "client-ca.crt").write_bytes(client_ca.cert_pem)
-    for name in ("ops", "alice", "bob"):
-        caller = CALLERS[name]
-        issued = client_ca.issue_client_cert(caller.user, list(caller.groups))
-        (directory / f"{name}.crt").write_bytes(issued.cert_pem)
-        write_private(directory / f"{name}.key", issued.key_pem)
-    write_private(directory / "alice.apikey", ALICE_KEY.encode())
-    return Pki(directory)
-
-
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("ops-api-pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    callers = {name: (CALLERS[name].user, CALLERS[name].groups) for name in ("ops", "alice", "bob")}
+    pki = make_pki(tmp_path_factory.mktemp("ops-api-pki"), callers, label="ops-api")
+    write_private(pki.path("alice.apikey"), ALICE_KEY.encode())
+    return pki
 
 
 @pytest.fixture
@@ -153,16 +130,10 @@ class Api:
     """The broker's HTTP API, called as one of the test callers."""
 
     url: str
-    pki: Pki
+    pki: TestPki
     operations: AuditUseCases | None
     session: aiohttp.ClientSession
     clock: list[datetime] = field(default_factory=list)
-
-    def context(self, who: str | None) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.pki.path("server-ca.crt")))
-        if who is not None and who != "alice-key":
-            ctx.load_cert_chain(self.pki.path(f"{who}.crt"), self.pki.path(f"{who}.key"))
-        return ctx
 
     async def call(
         self,
@@ -175,16 +146,22 @@ class Api:
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """As `who`: a caller's certificate, "alice-key" (alice's API key, no certificate) or None (neither)."""
         sent = dict(headers or {})
         if who == "alice-key":
             sent["X-API-Key"] = ALICE_KEY
-        kwargs: dict[str, Any] = {"headers": sent, "ssl": self.context(who), "params": params}
-        if json_body is not None:
-            kwargs["json"] = json_body
-        if data is not None:
-            kwargs["data"] = data
-        async with self.session.request(method, self.url + path, **kwargs) as response:
-            return response, await response.read()
+        ctx = self.pki.client_context(None if who == "alice-key" else who)
+        url = self.url + path
+        return await request(
+            self.session,
+            method,
+            url,
+            ssl_context=ctx,
+            headers=sent,
+            params=params,
+            json_body=json_body,
+            data=data,
+        )
 
     async def get_json(self, path: str, *, who: str = "ops", **params: str) -> dict[str, Any]:
         response, body = await self.call("GET", path, who=who, params=params)
@@ -205,7 +182,7 @@ class Api:
         raise AssertionError("paging did not end")
 
 
-async def serve(pki: Pki, ops: AuditUseCases | None) -> tuple[web.AppRunner, str]:
+async def serve_api(pki: TestPki, ops: AuditUseCases | None) -> tuple[web.AppRunner, str]:
     chain = AuthenticatorChain(
         [
             MtlsAuthenticator(),
@@ -220,16 +197,11 @@ async def serve(pki: Pki, ops: AuditUseCases | None) -> tuple[web.AppRunner, str
         revocation=ops.revocation if ops else None,
         introspection=ops.introspection if ops else None,
     )
-    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
-    await runner.setup()
-    ctx = server_ssl_context(pki.path("server.crt"), pki.path("server.key"), pki.path("client-ca.crt"))
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-    await site.start()
-    return runner, f"https://127.0.0.1:{runner.addresses[0][1]}"
+    return await serve(app, pki)
 
 
 @pytest.fixture
-async def make_api(pki: Pki) -> AsyncIterator[Callable[..., Any]]:
+async def make_api(pki: TestPki) -> AsyncIterator[Callable[..., Any]]:
     """`await make_api(store, clusters, clock=...)`: a served broker API with the real audit use cases."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
@@ -244,7 +216,7 @@ async def make_api(pki: Pki) -> AsyncIterator[Callable[..., Any]]:
         ops = None
         if store is not None:
             ops = audit_use_cases(store, clusters, clock=clock, export_page=export_page)
-        runner, url = await serve(pki, ops)
+        runner, url = await serve_api(pki, ops)
         runners.append(runner)
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20), trust_env=False)
         sessions.append(session)
@@ -362,11 +334,3 @@ async def call_as_token(sim: KubeSim, token: str) -> int:
         ) as response,
     ):
         return response.status
-
-
-def problem(response: aiohttp.ClientResponse, body: bytes, status: int) -> dict[str, Any]:
-    assert response.status == status, body
-    assert response.content_type == "application/problem+json", response.content_type
-    doc: dict[str, Any] = json.loads(body)
-    assert doc["status"] == status and doc["title"] and doc["detail"]
-    return doc

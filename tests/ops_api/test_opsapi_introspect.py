@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ops_api_support import ALICE, CLUSTER, NS, SA, Api, mint, problem, record_issued
+from ops_api_support import ALICE, CLUSTER, NS, SA, Api, mint, record_issued
+from support.served import assert_problem
 
 from broker._kits.jwt import decode_unverified
 from broker.audit import SqlAuditStore
@@ -131,12 +132,12 @@ async def test_bad_bodies_never_echo_the_token(store: SqlAuditStore, make_api: C
     secret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ." + "s" * 40
     for body_json in ({}, {"token": 5}, {"token": ""}, {"token": secret, "extra": 1}, {"token": "x" * 20000}):
         response, body = await api.call("POST", "/v1/introspect", json_body=body_json)
-        problem(response, body, 422)
+        assert_problem(response, body, 422)
         assert secret.encode() not in body
     # RFC 7662's form encoding is refused with a reason: this API speaks JSON
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     response, body = await api.call("POST", "/v1/introspect", data=b"token=abc", headers=form)
-    problem(response, body, 415)
+    assert_problem(response, body, 415)
 
 
 async def test_no_token_reaches_the_log(
@@ -166,7 +167,7 @@ async def test_keys_of_the_issuing_cluster_unreachable_is_503(
     api: Api = await make_api(store, {CLUSTER: cluster})
     kubesim.faults.outage = True
     response, body = await api.call("POST", "/v1/introspect", who="alice", json_body={"token": minted.token})
-    problem(response, body, 503)
+    assert_problem(response, body, 503)
     # a token that is not ours never reaches the cluster: still the plain answer
     assert await introspect(api, "a.b.c") == INACTIVE
     kubesim.faults.clear()

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import pytest
-from ops_api_support import ALICE, ALICE_API_KEY, BOB, OPS, Api, problem, record_issued
+from ops_api_support import ALICE, ALICE_API_KEY, BOB, OPS, Api, record_issued
+from support.served import assert_problem
 
 from broker.audit import EVENTS, LOG_EVENTS, SqlAuditStore
 from broker.http.models import IssuanceState, LogEvent
@@ -261,21 +262,21 @@ async def test_bad_parameters_are_problems_naming_the_parameter(
     ]
     for path, params, name in cases:
         response, body = await api.call("GET", path, params=params)
-        doc = problem(response, body, 422)
+        doc = assert_problem(response, body, 422)
         assert name in doc["detail"], (params, doc)
         assert any(e["field"] == name for e in doc["errors"]), doc
     response, body = await api.call("GET", "/v1/tokens?role=a&role=b")
-    assert "role" in problem(response, body, 422)["detail"]
+    assert "role" in assert_problem(response, body, 422)["detail"]
 
     for cursor in ("garbage!", "aTox", "x" * 600):
         response, body = await api.call("GET", "/v1/tokens", params={"cursor": cursor})
-        assert "cursor" in problem(response, body, 400)["detail"]
+        assert "cursor" in assert_problem(response, body, 400)["detail"]
     # a cursor of one listing is not one of the other
     await asyncio.gather(*(record_issued(store, OPS, began=NOW - timedelta(seconds=i + 1)) for i in range(3)))
     cursor = (await api.get_json("/v1/tokens", limit="1"))["next_cursor"]
     assert cursor is not None
     response, body = await api.call("GET", "/v1/audit", params={"cursor": cursor})
-    problem(response, body, 400)
+    assert_problem(response, body, 400)
     response, body = await api.call("GET", "/v1/tokens", params={"cursor": cursor, "format": "jsonl"})
     assert response.status == 200  # the cursor is the token listing's own: the export continues from it
     assert len(body.decode().splitlines()) == 3
@@ -287,10 +288,10 @@ async def test_callers_must_authenticate_and_a_missing_store_is_503(
     api: Api = await make_api(store)
     for method, path in (("GET", "/v1/tokens"), ("GET", "/v1/audit"), ("DELETE", "/v1/tokens/x")):
         response, body = await api.call(method, path, who=None)
-        problem(response, body, 401)
+        assert_problem(response, body, 401)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     response, body = await api.call("POST", "/v1/introspect", who=None, json_body={"token": "a.b.c"})
-    problem(response, body, 401)
+    assert_problem(response, body, 401)
 
     bare: Api = await make_api(None)
     for method, path, body_json in (
@@ -300,7 +301,7 @@ async def test_callers_must_authenticate_and_a_missing_store_is_503(
         ("POST", "/v1/introspect", {"token": "a.b.c"}),
     ):
         response, body = await bare.call(method, path, json_body=body_json)
-        assert problem(response, body, 503)["detail"] == "audit store not configured"
+        assert assert_problem(response, body, 503)["detail"] == "audit store not configured"
         assert int(response.headers["Retry-After"]) > 0
 
 
@@ -308,9 +309,9 @@ async def test_a_store_that_is_down_is_503(store: SqlAuditStore, make_api: Calla
     api: Api = await make_api(store)
     await store.close()
     response, body = await api.call("GET", "/v1/tokens")
-    problem(response, body, 503)
+    assert_problem(response, body, 503)
     response, body = await api.call("GET", "/v1/audit", params={"format": "jsonl"})
-    problem(response, body, 503)
+    assert_problem(response, body, 503)
 
 
 def test_query_vocabulary_matches_the_store() -> None:

@@ -25,7 +25,7 @@ from ops_api_support import (
     audit_use_cases,
     mint,
     record_issued,
-    serve,
+    serve_api,
 )
 
 from broker._kits.jwt import InvalidToken, verify_any
@@ -149,9 +149,11 @@ async def test_an_export_the_store_fails_midway_is_cut_off_not_passed_as_complet
         await record_issued(store, OPS, began=T - timedelta(seconds=i))
     api: Api = await make_api(None)  # for its PKI and client; the server under test is built here
     ops = audit_use_cases(FailingReads(store, good=3), {}, export_page=5)  # type: ignore[arg-type]
-    runner, url = await serve(api.pki, ops)
+    runner, url = await serve_api(api.pki, ops)
     try:
-        async with api.session.get(url + "/v1/tokens?format=jsonl", ssl=api.context("ops")) as response:
+        async with api.session.get(
+            url + "/v1/tokens?format=jsonl", ssl=api.pki.client_context("ops")
+        ) as response:
             assert response.status == 200
             with pytest.raises(aiohttp.ClientPayloadError):
                 await response.read()
@@ -164,9 +166,11 @@ async def test_an_export_the_store_fails_midway_is_cut_off_not_passed_as_complet
         assert len(result.stdout.splitlines()) < 40
         # failing on the first page: still a clean problem+json
         failing_now = audit_use_cases(FailingReads(store, good=0), {})  # type: ignore[arg-type]
-        runner2, url2 = await serve(api.pki, failing_now)
+        runner2, url2 = await serve_api(api.pki, failing_now)
         try:
-            async with api.session.get(url2 + "/v1/tokens?format=jsonl", ssl=api.context("ops")) as response:
+            async with api.session.get(
+                url2 + "/v1/tokens?format=jsonl", ssl=api.pki.client_context("ops")
+            ) as response:
                 assert response.status == 503
                 assert response.content_type == "application/problem+json"
         finally:

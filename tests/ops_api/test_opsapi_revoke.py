@@ -3,7 +3,6 @@ the record says revoked — or, when the API server did not delete it, nothing i
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubesim_harness import run_kubectl
 from ops_api_support import (
     ALICE,
     CLUSTER,
@@ -20,10 +18,11 @@ from ops_api_support import (
     Api,
     call_as_token,
     mint,
-    problem,
     record_issued,
     token_review,
 )
+from support.processes import kubectl
+from support.served import assert_problem
 
 from broker.audit import AuditRecord, SecretBinding, SqlAuditStore
 from broker.domain.errors import BrokerError
@@ -91,13 +90,13 @@ async def test_kubectl_gets_401_once_the_token_is_revoked(
     minted = await mint(store, cluster, ALICE)
     kubeconfig = kubesim.write_kubeconfig(tmp_path / "token.kubeconfig", token=minted.token)
     whoami = ("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
-    before = await asyncio.to_thread(run_kubectl, kubeconfig, *whoami)
+    before = await kubectl(kubeconfig, *whoami)
     assert before.returncode == 0, before.stderr
     assert before.stdout == f"system:serviceaccount:{NS}:deployer"
     api: Api = await make_api(store, {CLUSTER: cluster})
     response, body = await api.call("DELETE", f"/v1/tokens/{minted.record.id}")
     assert response.status == 204, body
-    after = await asyncio.to_thread(run_kubectl, kubeconfig, *whoami)
+    after = await kubectl(kubeconfig, *whoami)
     assert after.returncode != 0
     assert "Unauthorized" in after.stderr or "must be logged in" in after.stderr, after.stderr
 
@@ -111,10 +110,12 @@ async def test_only_the_owner_or_an_operator_may_revoke_others_get_404(
     unknown = await api.call("DELETE", f"/v1/tokens/{uuid.uuid4()}", who="bob")
     refused = await api.call("DELETE", path, who="bob")
     # not 403: bob must not learn that the token exists; the answer is the same as for an unknown id
-    assert problem(*refused, 404) | {"request_id": None} == problem(*unknown, 404) | {"request_id": None}
+    assert assert_problem(*refused, 404) | {"request_id": None} == assert_problem(*unknown, 404) | {
+        "request_id": None
+    }
     # the API key named alice is not the certificate alice
-    problem(*(await api.call("DELETE", path, who="alice-key")), 404)
-    problem(*(await api.call("DELETE", "/v1/tokens/" + "x" * 300)), 404)
+    assert_problem(*(await api.call("DELETE", path, who="alice-key")), 404)
+    assert_problem(*(await api.call("DELETE", "/v1/tokens/" + "x" * 300)), 404)
     assert await call_as_token(kubesim, minted.token) == 403
     assert (await store.get_issuance(minted.record.id)).event == "issued"  # type: ignore[union-attr]
 
@@ -130,7 +131,7 @@ async def test_a_token_without_a_bound_secret_is_not_revocable(
 ) -> None:
     minted = await mint(store, cluster, ALICE, bind=False, role="viewer")
     api: Api = await make_api(store, {CLUSTER: cluster})
-    doc = problem(*(await api.call("DELETE", f"/v1/tokens/{minted.record.id}", who="alice")), 409)
+    doc = assert_problem(*(await api.call("DELETE", f"/v1/tokens/{minted.record.id}", who="alice")), 409)
     assert doc["detail"].startswith("token is not revocable: role 'viewer' does not bind tokens to a Secret")
     assert minted.record.expires_at is not None
     assert minted.record.expires_at.strftime("%Y-%m-%dT%H:%M:%S") in doc["detail"]
@@ -149,12 +150,12 @@ async def test_when_the_api_server_does_not_delete_the_secret_nothing_is_recorde
 
     kubesim.faults.path_prefix = f"/api/v1/namespaces/{NS}/secrets"
     kubesim.faults.outage = True
-    doc = problem(*(await api.call("DELETE", path)), 503)
+    doc = assert_problem(*(await api.call("DELETE", path)), 503)
     assert "unreachable" in doc["detail"] or "unavailable" in doc["detail"].lower()
     kubesim.faults.clear()
     kubesim.faults.path_prefix = f"/api/v1/namespaces/{NS}/secrets"
     kubesim.faults.error_code, kubesim.faults.error_count = 403, 10
-    problem(*(await api.call("DELETE", path)), 502)
+    assert_problem(*(await api.call("DELETE", path)), 502)
     kubesim.faults.clear()
 
     assert (await store.get_issuance(minted.record.id)).event == "issued"  # type: ignore[union-attr]
@@ -197,15 +198,15 @@ async def test_states_other_than_issued(store: SqlAuditStore, make_api: Callable
     unknown_cluster = await record_issued(store, OPS, began=now, bound=bound, cluster="gone")
     api: Api = await make_api(store, {})
 
-    assert problem(*(await api.call("DELETE", f"/v1/tokens/{pending_id}")), 409)["detail"].startswith(
+    assert assert_problem(*(await api.call("DELETE", f"/v1/tokens/{pending_id}")), 409)["detail"].startswith(
         "the token is still being issued"
     )
-    assert "failed" in problem(*(await api.call("DELETE", f"/v1/tokens/{failed_id}")), 409)["detail"]
+    assert "failed" in assert_problem(*(await api.call("DELETE", f"/v1/tokens/{failed_id}")), 409)["detail"]
     # already dead: nothing to do, nothing recorded
     response, _ = await api.call("DELETE", f"/v1/tokens/{expired.id}")
     assert response.status == 204
     assert (await store.get_issuance(expired.id)).event == "expired"  # type: ignore[union-attr]
-    doc = problem(*(await api.call("DELETE", f"/v1/tokens/{unknown_cluster.id}")), 409)
+    doc = assert_problem(*(await api.call("DELETE", f"/v1/tokens/{unknown_cluster.id}")), 409)
     assert "'gone'" in doc["detail"] and "tb-gone" in doc["detail"]
 
 
@@ -213,13 +214,15 @@ async def test_revocation_body_is_validated(store: SqlAuditStore, make_api: Call
     record = await record_issued(store, OPS, began=datetime.now(UTC), bound=SecretBinding(NS, "s", "u"))
     api: Api = await make_api(store, {})
     path = f"/v1/tokens/{record.id}"
-    doc = problem(*(await api.call("DELETE", path, json_body={"reason": 5})), 422)
+    doc = assert_problem(*(await api.call("DELETE", path, json_body={"reason": 5})), 422)
     assert doc["errors"][0]["field"] == "reason"
-    problem(*(await api.call("DELETE", path, json_body={"reason": "x", "force": True})), 422)
-    problem(*(await api.call("DELETE", path, json_body={"reason": "a\nforged log line"})), 422)
-    problem(
+    assert_problem(*(await api.call("DELETE", path, json_body={"reason": "x", "force": True})), 422)
+    assert_problem(*(await api.call("DELETE", path, json_body={"reason": "a\nforged log line"})), 422)
+    assert_problem(
         *(await api.call("DELETE", path, data=b"{not json", headers={"Content-Type": "application/json"})),
         400,
     )
-    problem(*(await api.call("DELETE", path, data=b"why", headers={"Content-Type": "text/plain"})), 415)
+    assert_problem(
+        *(await api.call("DELETE", path, data=b"why", headers={"Content-Type": "text/plain"})), 415
+    )
     assert (await store.get_issuance(record.id)).event == "issued"  # type: ignore[union-attr]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from kubesim_harness import run_kubectl
+from support.processes import kubectl
 
 from kubesim import KubeSim
 
@@ -48,11 +47,6 @@ async def call(
 
 def kubeconfig_for(sim: KubeSim, tmp_path: Path, user: str, groups: tuple[str, ...] = ()) -> Path:
     return sim.write_kubeconfig(tmp_path / f"{user}.kubeconfig", cert=sim.client_cert(user, list(groups)))
-
-
-async def kubectl(kubeconfig: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """run_kubectl in a worker thread, so the in-process simulator keeps serving."""
-    return await asyncio.to_thread(run_kubectl, kubeconfig, *args, timeout=timeout)
 
 
 async def admin(sim: KubeSim, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kubesim_support import admin, kubectl
+from kubesim_support import admin
+from support.processes import kubectl
 
 from kubesim import KubeSim, SimOptions
 

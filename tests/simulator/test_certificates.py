@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from kubesim_support import admin, call, client, kubectl
+from kubesim_support import admin, call, client
+from support.processes import kubectl
 
 from kubesim import KubeSim, SimOptions
 from kubesim.csr_signer import certificate_duration, go_subject, usage_error

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kubesim_harness import run_kubectl
+from support.processes import run_kubectl
 
 pytestmark = pytest.mark.kubectl
 

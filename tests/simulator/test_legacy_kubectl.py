@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kubesim_support import admin, kubectl
+from kubesim_support import admin
+from support.processes import kubectl
 
 from kubesim import KubeSim
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from kubesim_support import admin, call, client, kubeconfig_for, kubectl
+from kubesim_support import admin, call, client, kubeconfig_for
+from support.openssl import client_cert
+from support.processes import kubectl
 
 from kubesim import KubeSim
 from kubesim.context import UserInfo
@@ -281,28 +282,8 @@ async def test_openssl_signed_admin_certificate(kubesim: KubeSim, tmp_path: Path
     assert state is not None
     assert (state / "ca.key").stat().st_mode & 0o777 == 0o600
     assert (state / "sa.key").stat().st_mode & 0o777 == 0o600
-    key, csr, crt = tmp_path / "ops.key", tmp_path / "ops.csr", tmp_path / "ops.crt"
-    for command in (
-        ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key)],
-        ["openssl", "req", "-new", "-key", str(key), "-subj", "/O=system:masters/CN=ops", "-out", str(csr)],
-        [
-            "openssl",
-            "x509",
-            "-req",
-            "-in",
-            str(csr),
-            "-CA",
-            str(state / "ca.crt"),
-            "-CAkey",
-            str(state / "ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-out",
-            str(crt),
-        ],
-    ):
-        subprocess.run(command, check=True, capture_output=True, timeout=30)
+    subject = "/O=system:masters/CN=ops"
+    crt, key = client_cert(tmp_path, state / "ca.crt", state / "ca.key", subject, "ops", key_type="ec")
     ca_data = base64.b64encode((state / "ca.crt").read_bytes()).decode()
     config = tmp_path / "ops.kubeconfig"
     config.write_text(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kubesim_support import admin, call, client, kubeconfig_for, kubectl
+from kubesim_support import admin, call, client, kubeconfig_for
+from support.processes import kubectl
 
 from kubesim import KubeSim
 from kubesim.rbac_escalation import breakdown, compact, compact_string, uncovered

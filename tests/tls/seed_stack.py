@@ -6,7 +6,6 @@ Python 3.13 every client context in it is 3.13's."""
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,9 +17,6 @@ from seed_pki import SeedPki
 from broker.app import Broker
 from kubesim import KubeSim, SimOptions
 
-# the token-broker of the interpreter running the tests: .venv's, or .venv-3.13's under `make test-py313`
-VENV_BIN = Path(sys.executable).parent
-KUBECTL = "/usr/bin/kubectl"
 OIDC_AUDIENCE = "token-broker"
 
 CONFIG = """\

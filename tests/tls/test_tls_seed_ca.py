@@ -5,9 +5,7 @@ transport, and `decode --jwks-url`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -21,25 +19,14 @@ import aiohttp
 import pytest
 import yaml
 from seed_pki import SeedCa, SeedPki
-from seed_stack import KUBECTL, OIDC_AUDIENCE, VENV_BIN, SeedStack, seed_stack
+from seed_stack import OIDC_AUDIENCE, SeedStack, seed_stack
+from support.processes import VENV_BIN, kubectl, token_broker
 
 from broker._kits.tls import client_ssl_context
 from broker.kube import Cluster
 from kubesim import KubeSim, SimOptions
 
 pytestmark = pytest.mark.py313
-
-
-def env(home: Path) -> dict[str, str]:
-    dropped = {"KUBECONFIG", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"}
-    clean = {k: v for k, v in os.environ.items() if k.upper() not in dropped}
-    return {**clean, "HOME": str(home), "PATH": f"{VENV_BIN}:{clean.get('PATH', '/usr/bin:/bin')}"}
-
-
-async def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run, args, capture_output=True, text=True, timeout=60, env=env(home), check=False
-    )
 
 
 async def as_caller(
@@ -55,9 +42,7 @@ async def as_caller(
         "--key",
         str(pki.caller_key),
     ]
-    return await run(
-        [str(VENV_BIN / "token-broker"), command, "--broker", stack.broker_url, *credentials, *args], home
-    )
+    return await token_broker(command, "--broker", stack.broker_url, *credentials, *args, home=home)
 
 
 @pytest.fixture
@@ -150,7 +135,7 @@ async def test_kubectl_exec_plugin_over_seed_tls(stack: SeedStack, tmp_path: Pat
     assert made.returncode == 0, made.stderr
     (user,) = yaml.safe_load(kubeconfig.read_text())["users"]
     assert Path(user["user"]["exec"]["command"]).parent == VENV_BIN  # this interpreter's plugin
-    result = await run([KUBECTL, "--kubeconfig", str(kubeconfig), "auth", "whoami"], tmp_path)
+    result = await kubectl(kubeconfig, "auth", "whoami", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "system:serviceaccount:default:deployer" in result.stdout
 
@@ -186,17 +171,9 @@ async def test_kube_transport_over_seed_cluster_ca(tmp_path: Path) -> None:
 
 async def test_decode_fetches_jwks_over_seed_tls(stack: SeedStack, tmp_path: Path) -> None:
     token = stack.issuer.sign(aud=OIDC_AUDIENCE, sub="pipeline-8")
-    result = await run(
-        [
-            str(VENV_BIN / "token-broker"),
-            "decode",
-            token,
-            "--jwks-url",
-            f"{stack.issuer.url}/jwks",
-            "--cacert",
-            str(stack.pki.broker_ca.cert),
-        ],
-        tmp_path,
+    jwks = f"{stack.issuer.url}/jwks"
+    result = await token_broker(
+        "decode", token, "--jwks-url", jwks, "--cacert", str(stack.pki.broker_ca.cert), home=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "signature verified with the keys at" in result.stdout

@@ -4,10 +4,8 @@ local HTTPS server to talk to)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
 import ssl
 import sys
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,35 +15,20 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
+from support.processes import kubectl
 
 from broker import render
 from broker._kits.pki import CertificateAuthority
 from broker.render import ExecEntry
 
-KUBECTL = "/usr/bin/kubectl"
 TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6Y2k6ZGVwbG95ZXIifQ.c2ln"
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 
-async def kubectl(*args: str, home: Path) -> tuple[int, str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "NO_PROXY": "*"}
-    proc = await asyncio.create_subprocess_exec(
-        KUBECTL, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def kubectl_ok(*args: str, home: Path) -> str:
-    code, out, err = await kubectl(*args, home=home)
-    assert code == 0, err
-    return out
+    done = await kubectl(None, *args, home=home)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
