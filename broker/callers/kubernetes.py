@@ -99,11 +99,16 @@ class TokenReviewAuthenticator:
             raise unavailable(f"{where} that reviews service-account tokens is not connected yet")
         self.reviews += 1
         answer = await client.review(token, self._audiences)
-
         # the answer echoes the token in spec: read status only, and never log the answer
         status = answer.get("status")
         if not isinstance(status, dict):
             raise upstream_refused(f"the TokenReview answer of {where} has no status")
+        self._check_accepted(status, where)
+        caller = self._caller_of(status.get("user"), where)
+        self._remember(digest, caller)
+        return caller
+
+    def _check_accepted(self, status: dict[str, Any], where: str) -> None:
         if status.get("authenticated") is not True:
             error = str(status.get("error") or "not authenticated")[:_MAX_ERROR]
             raise unauthenticated(
@@ -120,7 +125,8 @@ class TokenReviewAuthenticator:
                 "bearer token is not meant for this broker (audience)",
                 reason=f"TokenReview on {where} confirmed audiences {confirmed!r}, not {list(self._audiences)!r}",
             )
-        user = status.get("user")
+
+    def _caller_of(self, user: object, where: str) -> Caller:
         username = user.get("username") if isinstance(user, dict) else None
         if not isinstance(user, dict) or not isinstance(username, str) or not username:
             raise upstream_refused(f"the TokenReview answer of {where} names no user")
@@ -131,11 +137,7 @@ class TokenReviewAuthenticator:
             for k, v in (extra_raw.items() if isinstance(extra_raw, dict) else ())
             if _strings(v) is not None
         }
-        caller = Caller(
-            user=username, groups=tuple(groups), method=self.method, claims=MappingProxyType(extra)
-        )
-        self._remember(digest, caller)
-        return caller
+        return Caller(user=username, groups=tuple(groups), method=self.method, claims=MappingProxyType(extra))
 
     def _remember(self, digest: bytes, caller: Caller) -> None:
         if self._cache_seconds <= 0:

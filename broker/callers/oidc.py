@@ -156,6 +156,17 @@ class OidcIssuer:
     async def verify(self, token: str, header: Mapping[str, Any]) -> Caller:
         """The caller a token of this issuer names; BrokerError 401 when it does not verify, 503 when the
         issuer's keys cannot be fetched."""
+        alg, key = await self._signing_key(header)
+        claims = self._decode(token, key, alg)
+        self._check_age(claims)
+        return Caller(
+            user=self._user(claims),
+            groups=self._groups(claims),
+            method=OidcAuthenticator.method,
+            claims=MappingProxyType(claims),
+        )
+
+    async def _signing_key(self, header: Mapping[str, Any]) -> tuple[str, jwt.PyJWK]:
         s = self.settings
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in s.algorithms:
@@ -177,6 +188,10 @@ class OidcIssuer:
                 "token is signed with a key the issuer does not publish",
                 f"no {alg} key with kid {_clip(kid)} in the key set of issuer {s.issuer}",
             )
+        return alg, key
+
+    def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
+        s = self.settings
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -209,6 +224,10 @@ class OidcIssuer:
                 "token is invalid",
                 f"token of issuer {s.issuer}: {exc.__class__.__name__}: {exc}",
             ) from None
+        return claims
+
+    def _check_age(self, claims: Mapping[str, Any]) -> None:
+        s = self.settings
         issued_at = float(claims["iat"])
         if self._now() - issued_at > s.max_token_age_seconds + s.leeway_seconds:
             raise _refused(
@@ -216,12 +235,6 @@ class OidcIssuer:
                 f"token is too old: issued more than {s.max_token_age_seconds} s ago",
                 f"token of issuer {s.issuer} issued at {issued_at:.0f}, max age {s.max_token_age_seconds} s",
             )
-        return Caller(
-            user=self._user(claims),
-            groups=self._groups(claims),
-            method=OidcAuthenticator.method,
-            claims=MappingProxyType(claims),
-        )
 
     def _user(self, claims: Mapping[str, Any]) -> str:
         s = self.settings
